@@ -1,0 +1,37 @@
+# skytriage: `make demo` sets everything up and runs preview on simulated data;
+# `make test` runs the whole test suite; `make bench` the benchmarks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo-output
+BENCH := bench-output
+
+.PHONY: venv demo test bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/skytriage simulate frames --out $(DEMO)/night --datasets 3 --frames 40 --size 1024x1024 --seed 1
+	$(BIN)/skytriage preview $(DEMO)/night --out $(DEMO)/preview || [ $$? -eq 1 ]
+	@echo "report: $$(cd $(DEMO)/preview && pwd)/report.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_io.py --out $(BENCH)
+	$(BIN)/python benchmarks/bench_sky.py --out $(BENCH)
+	$(BIN)/python benchmarks/bench_preview.py --out $(BENCH)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(DEMO) $(BENCH) .pytest_cache .ruff_cache
