@@ -54,7 +54,7 @@ def main() -> None:
         "histogram_statistics": _time(lambda: features.histogram_statistics(frame)),
         "focus_features": _time(lambda: features.focus_features(frame, sigma), 1),
         "background_features": _time(
-            lambda: features.background_features(frame, stats["median"], sigma), 1),
+            lambda: features.background_features(frame, sigma), 1),
         "pattern_noise_features": _time(
             lambda: features.pattern_noise_features(frame, stats["median"], sigma), 1),
         "frame_features": _time(lambda: features.frame_features(frame), 1),

@@ -15,7 +15,7 @@ from skytriage.preview.pipeline import measure_frame
 def cluster():
     """A real distributed.LocalCluster with two worker processes."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as local:
+                      dashboard_address=":0") as local:
         yield local
 
 

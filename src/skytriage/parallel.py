@@ -149,7 +149,7 @@ def _map_dask(func, items, n_workers, scheduler, bar, task, on_outcome) -> list[
         client = Client(scheduler)
     else:
         cluster = LocalCluster(n_workers=min(n_workers, len(items)), threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=":0")
         client = Client(cluster)
     try:
         futures = [client.submit(_guarded, func, i, item, pure=False)

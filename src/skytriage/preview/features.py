@@ -159,7 +159,7 @@ def block_medians(data: np.ndarray, block: int = _BLOCK) -> np.ndarray:
     return np.median(tiles.reshape(ny // block, nx // block, -1), axis=2).astype(np.float32)
 
 
-def background_features(data: np.ndarray, sky: float, sigma: float) -> dict[str, float]:
+def background_features(data: np.ndarray, sigma: float) -> dict[str, float]:
     """Large-scale background shape from 64-px block medians, in units of sky noise.
 
     Returns
@@ -167,7 +167,8 @@ def background_features(data: np.ndarray, sky: float, sigma: float) -> dict[str,
     dict
         ``bkg_gradient`` (amplitude of the best-fit plane across the frame, σ),
         ``bkg_structure`` (scatter of block medians around that plane, σ),
-        ``edge_dark`` (% of border blocks darker than sky − 3σ: obstructions).
+        ``edge_dark`` (% of border blocks more than 3σ below that plane: obstructions;
+        a smooth gradient of twilight or moonlight does not count).
     """
     grid = block_medians(data)
     gy, gx = np.mgrid[0:grid.shape[0], 0:grid.shape[1]]
@@ -175,11 +176,13 @@ def background_features(data: np.ndarray, sky: float, sigma: float) -> dict[str,
     coef, *_ = np.linalg.lstsq(design, grid.ravel().astype(np.float64), rcond=None)
     residual = grid.ravel() - design @ coef
     span = np.hypot(coef[1] * grid.shape[1], coef[2] * grid.shape[0])
-    border = np.concatenate([grid[0], grid[-1], grid[1:-1, 0], grid[1:-1, -1]])
+    residual_grid = residual.reshape(grid.shape)
+    border = np.concatenate([residual_grid[0], residual_grid[-1], residual_grid[1:-1, 0],
+                             residual_grid[1:-1, -1]])
     return {
         "bkg_gradient": float(span / sigma),
         "bkg_structure": float(1.4826 * np.median(np.abs(residual)) / sigma),
-        "edge_dark": float(np.mean(border < sky - 3 * sigma) * 100.0),
+        "edge_dark": float(np.mean(border < -3 * sigma) * 100.0),
     }
 
 
@@ -231,6 +234,6 @@ def frame_features(data: np.ndarray) -> dict[str, float]:
     features = histogram_statistics(data)
     noise = features["noise"] = pixel_noise(data)
     features |= focus_features(data, noise)
-    features |= background_features(data, features["median"], noise)
+    features |= background_features(data, noise)
     features |= pattern_noise_features(data, features["median"], noise)
     return features

@@ -43,6 +43,7 @@ def score_figure(frames: pd.DataFrame, threshold: float) -> plt.Figure:
             ax.scatter(group["frame"], group["anomaly_score"], s=14, label=label,
                        color=_COLOURS.get(label, "k"), zorder=2)
         ax.axhline(threshold, color="r", ls="--", lw=0.8)
+        ax.set_yscale("symlog", linthresh=threshold)
         ax.set_ylabel("score")
         ax.set_title(name, fontsize=9, loc="left")
         ax.legend(fontsize=7, ncol=5, loc="upper right")
@@ -100,8 +101,8 @@ def write_report(result: PreviewResult, path: str | os.PathLike) -> Path:
         report.table(overview_table(frames))
         report.heading("Anomaly score per frame")
         report.figure(score_figure(frames, result.threshold),
-                      "Largest robust z-score of any feature within the dataset; "
-                      "dashed: threshold.")
+                      "Largest robust z-score of any feature within the dataset (linear up to "
+                      "the threshold, dashed, logarithmic above).")
         thumbs = thumbnail_figure(frames)
         if thumbs is not None:
             report.heading("Most anomalous frames")
