@@ -23,10 +23,10 @@ from skytriage.report import figure_png, zscale_image
 
 
 def class_mosaic(root: Path, truth) -> plt.Figure:
-    """The strongest single-label example of every class, zscaled."""
+    """A clear single-label example of every class (upper quartile of strength), zscaled."""
     fig, axes = plt.subplots(3, 3, figsize=(9, 9.4))
     for ax, label in zip(axes.ravel(), LABELS, strict=True):
-        rows = truth[truth["label"] == label].sort_values("strength", ascending=False)
+        rows = truth[truth["labels"] == label].sort_values("strength", ascending=False)
         ax.axis("off")
         if rows.empty:
             continue
