@@ -73,6 +73,10 @@ def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
+    # Dask logs every worker start and stop at INFO: only worth seeing with -vv. Its
+    # logging is set up from its config when distributed is imported, in this process
+    # and in the workers, so the setting goes through the environment.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose >= 2 else "warning")
 
 
 def show_progress() -> bool:
