@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo-output
 BENCH := bench-output
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test bench lint clean real-data
 
 venv: $(STAMP)
 
@@ -22,7 +22,10 @@ demo: $(STAMP)
 	$(BIN)/skytriage preview $(DEMO)/night --out $(DEMO)/preview || [ $$? -eq 1 ]
 	@echo "report: $$(cd $(DEMO)/preview && pwd)/report.html"
 
-test: $(STAMP)
+real-data: $(STAMP)
+	$(BIN)/python tests/data/fetch_real.py .cache/real-data
+
+test: $(STAMP) real-data
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

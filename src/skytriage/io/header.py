@@ -68,8 +68,13 @@ def parse_date_obs(text: str | None) -> datetime | None:
     return moment
 
 
+# cards that carry the start time when DATE-OBS holds only the date (UT: e.g. SAAO, IRAF)
+_TIME_KEYS = ("TIME-OBS", "UT", "UTSTART", "UT-START")
+
+
 def date_obs_from_header(header: Mapping[str, Any]) -> str | None:
-    """The ``DATE-OBS`` of a header as an ISO string, joined with ``TIME-OBS`` if needed.
+    """The ``DATE-OBS`` of a header as an ISO string, joined with ``TIME-OBS`` (or ``UT``,
+    ``UTSTART``) when the date carries no time.
 
     Parameters
     ----------
@@ -85,7 +90,7 @@ def date_obs_from_header(header: Mapping[str, Any]) -> str | None:
     if not isinstance(date, str) or not date.strip():
         return None
     date = date.strip()
-    time_obs = header.get("TIME-OBS")
+    time_obs = next((header.get(k) for k in _TIME_KEYS if isinstance(header.get(k), str)), None)
     if "T" not in date and " " not in date and isinstance(time_obs, str) and time_obs.strip():
         date = f"{date}T{time_obs.strip()}"
     return date if parse_date_obs(date) is not None else None
