@@ -17,10 +17,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +29,7 @@ from astropy.io import fits
 from astropy.table import Table
 from scipy.special import ndtr
 
+from skytriage.io import write_csv, write_ecsv, write_fits, write_parquet
 from skytriage.sky import (
     SCMOS,
     CloudScreen,
@@ -685,27 +684,27 @@ def simulate_frames(out_dir: str | os.PathLike, *, n_datasets: int = 3,
     out.mkdir(parents=True, exist_ok=True)
     shape = (int(shape[0]), int(shape[1]))
     pending: deque[str] = deque()
+    provenance = {"command": "skytriage simulate frames",
+                  "parameters": {"seed": seed, "n_datasets": n_datasets,
+                                 "frames_per_dataset": frames_per_dataset, "shape": shape}}
     plan_rng = np.random.default_rng([seed, 0])
     total, rows = n_datasets * frames_per_dataset, []
     for d in range(n_datasets):
         fld = draw_field(f"field_{d:03d}", shape, np.random.default_rng([seed, 1, d]))
         specs = plan_dataset(fld, frames_per_dataset, plan_rng, pending)
         (out / fld.name).mkdir(exist_ok=True)
-        with _atomic(out / fld.name / "stars.ecsv") as tmp:
-            fld.stars.write(tmp, format="ascii.ecsv", overwrite=True)
+        write_ecsv(out / fld.name / "stars.ecsv", fld.stars)
         for k, spec in enumerate(specs):
             image, info = render_frame(fld, spec, np.random.default_rng([seed, 2, d, k]))
             relpath = f"{fld.name}/frame_{k:04d}.fits"
             date_obs = fld.start + timedelta(seconds=k * fld.cadence)
-            _write_fits(out / relpath, image, _header(fld, date_obs))
+            write_fits(out / relpath, image, _header(fld, date_obs), provenance=provenance)
             rows.append(_truth_row(relpath, fld, k, spec, info, date_obs))
             if progress is not None:
                 progress(len(rows), total)
     truth = pd.DataFrame(rows)
-    with _atomic(out / "truth.csv") as tmp:
-        truth.to_csv(tmp, index=False)
-    with _atomic(out / "truth.parquet") as tmp:
-        truth.to_parquet(tmp, index=False)
+    write_csv(out / "truth.csv", truth)
+    write_parquet(out / "truth.parquet", truth)
     return truth
 
 
@@ -742,22 +741,3 @@ def _truth_row(relpath: str, fld: Field, k: int, spec: FrameSpec, info: dict[str
             "trail_peak": max((t[4] for t in spec.trails), default=0.0),
             "trails": ";".join(" ".join(f"{v:.2f}" for v in t) for t in spec.trails),
             **params, **info}
-
-
-def _write_fits(path: Path, image: np.ndarray, header: fits.Header) -> None:
-    """Write a uint16 image (BITPIX 16, BZERO 32768) atomically."""
-    with _atomic(path) as tmp:
-        fits.PrimaryHDU(image, header=header).writeto(tmp, overwrite=True)
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[str]:
-    """Yield a temporary name beside ``path``; rename it onto ``path`` when the block ends."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
