@@ -51,7 +51,7 @@ def main() -> None:
         (out / "simulate_frames.png").write_bytes(figure_png(class_mosaic(root, truth), 80))
         result = run([root], workers=1)
         (out / "preview_scores.png").write_bytes(
-            figure_png(score_figure(result.frames, result.threshold), 80))
+            figure_png(score_figure(result.frames), 80))
         (out / "preview_thumbnails.png").write_bytes(
             figure_png(thumbnail_figure(result.frames), 70))
     print(f"figures written to {out}")

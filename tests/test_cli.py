@@ -110,3 +110,57 @@ def test_rerun_measures_only_changed_frames(tmp_path, small_night):
     assert cli("preview", *frames, "--out", out, "--workers", "1").returncode == 0
     assert len(cache.read_text().splitlines()) == 5
     assert len(pd.read_parquet(out / "frames.parquet")) == 4
+
+
+def test_train_then_run_then_evaluate(tmp_path, small_night):
+    """The whole preview loop through the CLI: train a small model, use it, judge it."""
+    model_dir = tmp_path / "model"
+    result = cli("--json", "preview", "train", "--out", model_dir, "--seeds", "11-12",
+                 "--validation-seeds", "13", "--datasets", "2", "--frames", "16",
+                 "--sizes", "192x192", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["counts"]["done"] == 64
+    card = json.loads((model_dir / "preview_classifier.json").read_text())
+    assert card["training"]["simulated"]["seeds"] == [11, 12]
+    assert 0 <= card["validation"]["any_f1"] <= 1 and card["features"]
+
+    root, truth = small_night
+    out = tmp_path / "out"
+    run = cli("preview", root, "--out", out, "--model", model_dir / "preview_classifier.joblib",
+              "--truth", root / "truth.csv", "--workers", "1")
+    assert run.returncode == 0, run.stderr
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["summary"]["frames"] == len(truth)
+    detectors = {row["detector"] for row in evaluation["detectors"]}
+    assert {"classifier", "dbscan (per dataset)", "isolation forest (per dataset)"} <= detectors
+    assert "Evaluation against truth" in (out / "report.html").read_text()
+
+    again = cli("preview", "evaluate", out, "--truth", root / "truth.csv", "--out",
+                tmp_path / "eval")
+    assert again.returncode == 0, again.stderr
+    assert "Welch t-tests" in (tmp_path / "eval" / "evaluation.md").read_text()
+    assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["summary"] == \
+        evaluation["summary"]
+
+
+def test_hand_labels_train_a_model(tmp_path, small_night):
+    root, truth = small_night
+    out = tmp_path / "out"
+    assert cli("preview", root, "--out", out, "--workers", "1").returncode == 0
+    frames = pd.read_parquet(out / "frames.parquet")
+    labels = frames[["path", "frame"]].assign(
+        label=truth.set_index(["dataset", "frame"]).loc[
+            list(zip(frames["dataset"], frames["frame"], strict=True)), "label"].to_numpy())
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    model_dir = tmp_path / "hand"
+    result = cli("preview", "train", "--out", model_dir, "--labels", tmp_path / "labels.csv",
+                 "--result", out, "--no-simulated")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((model_dir / "preview_classifier.json").read_text())
+    assert card["training"]["hand_labelled_frames"] == len(frames)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label\nx.fits,alien\n")
+    refused = cli("preview", "train", "--out", tmp_path / "x", "--labels", bad, "--result", out,
+                  "--no-simulated")
+    assert refused.returncode == 2 and "alien" in refused.stderr

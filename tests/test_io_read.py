@@ -233,3 +233,16 @@ def test_bad_gain_override_is_input_error(tmp_path):
     for gain in (0, -1.0, "fast", float("nan")):
         with pytest.raises(SkytriageInputError, match=r"g\.fits: gain = .* (must be|is not)"):
             read_frame(path, gain=gain)
+
+
+def test_egain_wins_over_a_gain_setting(tmp_path):
+    """ZWO/QHY drivers write the gain setting in GAIN and e-/ADU in EGAIN."""
+    from astropy.io import fits
+
+    from skytriage.io import read_frame
+
+    path = tmp_path / "zwo.fits"
+    header = fits.Header({"GAIN": 100, "EGAIN": 0.25})
+    fits.PrimaryHDU(np.ones((8, 8), np.uint16), header=header).writeto(path)
+    assert read_frame(path).meta.gain == pytest.approx(0.25)
+    assert read_frame(path, gain=2.0).meta.gain == 2.0

@@ -13,7 +13,9 @@ import numpy as np
 
 from skytriage.errors import SkytriageInputError
 
-GAIN_KEYS = ("GAIN", "EGAIN")
+# EGAIN first: camera software (ASCOM, N.I.N.A., SharpCap with ZWO/QHY) writes the gain
+# *setting* (e.g. 100) in GAIN and the conversion factor in e-/ADU in EGAIN.
+GAIN_KEYS = ("EGAIN", "GAIN")
 READNOISE_KEYS = ("RDNOISE", "READNOIS")
 EXPTIME_KEYS = ("EXPTIME", "EXPOSURE")
 
@@ -25,7 +27,8 @@ class FrameMeta:
     Attributes
     ----------
     gain : float
-        Detector gain in e-/ADU (header ``GAIN`` or ``EGAIN``; 1.0 when absent).
+        Detector gain in e-/ADU: header ``EGAIN`` when present (cameras that write
+        their gain *setting* in ``GAIN`` put e-/ADU there), else ``GAIN``; 1.0 when absent.
     readnoise : float or None
         Read noise in e- (header ``RDNOISE`` or ``READNOIS``).
     exptime : float or None

@@ -1,96 +1,119 @@
-"""Classical, explainable anomaly scoring for preview: robust z-scores within a dataset.
+"""Classical, explainable outlier detection for preview: no training needed.
 
-Each frame is compared with the other frames of its dataset (one field, one night):
-for every feature, ``z = (value - dataset median) / (1.4826 MAD)``. The anomaly score is
-the largest ``|z|`` over the scored features; a frame is anomalous above a threshold.
-The label is the class whose signature features deviate most. This is the baseline the
-preview issue (#3) builds on with DBSCAN, Isolation Forest and a trained classifier.
+Three detectors, each run per dataset (one field, one night: frames compared with their
+neighbours) and over all datasets at once:
+
+- **robust z**: for every outlier feature, ``(x − dataset median) / (1.4826 MAD)``; the
+  frame's score is the largest ``|z|``;
+- **DBSCAN** on robust-standardised features, ``eps`` from the knee of the sorted
+  k-distance curve, ``min_samples = k``; frames in no cluster are outliers (the JPL
+  study's method);
+- **Isolation Forest** (scikit-learn, ``contamination="auto"``).
+
+They say *that* a frame is odd, not *why*; the classifier of :mod:`skytriage.preview.model`
+says why. Both are reported side by side by :mod:`skytriage.preview.evaluate`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.cluster import DBSCAN
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import NearestNeighbors
 
 LABELS = ("normal", "satellite", "slew", "tracking", "cloud", "obstruction", "defocus",
           "background", "camera")
+ANOMALY_CLASSES = LABELS[1:]
 
-# feature -> (sign of the deviation that counts, smallest spread in the feature's units,
-# smallest spread relative to the dataset median). The floors keep a feature that is
-# nearly constant over a dataset (edge_dark is 0 in every clear frame) from turning
-# every wobble into a huge z.
-SCORED_FEATURES = {
-    "median": (+1, 0.0, 0.05), "sigma": (+1, 0.0, 0.05), "entropy": (+1, 0.05, 0.0),
-    "pct_low": (+1, 0.2, 0.05), "pct_mid": (+1, 0.2, 0.05), "pct_high": (+1, 0.05, 0.05),
-    "lap_var": (-1, 0.0, 0.05), "sobel_var": (+1, 0.0, 0.05), "sobel_max": (+1, 0.0, 0.05),
-    "bkg_gradient": (+1, 0.5, 0.05), "bkg_structure": (+1, 0.1, 0.05),
-    "edge_dark": (+1, 2.0, 0.0), "row_noise": (+1, 0.05, 0.05), "row_peak": (+1, 0.5, 0.05),
-    "col_noise": (+1, 0.05, 0.05), "col_peak": (+1, 0.5, 0.05),
-}
-
-# class -> its key features, most specific class first: the label is the first class whose
-# key feature passes the threshold (an obstruction also makes the background look
-# structured, not the other way round), else the class whose key feature deviates most.
-# slew and tracking need the blob and streak features of issue 3.
-SIGNATURES = {
-    "obstruction": ("edge_dark",),
-    "camera": ("row_peak", "col_peak", "row_noise", "col_noise"),
-    "background": ("median",),
-    "defocus": ("lap_var",),
-    "cloud": ("bkg_structure",),
-    "satellite": ("pct_mid",),
-}
-
-DEFAULT_THRESHOLD = 8.0
+# The features the outlier detectors look at: the dataset-relative versions of what the
+# JPL study found to separate anomalies (Var Sobel, Percent Mid/High, Var Laplace) plus
+# blobs, streaks, background shape and pattern noise.
+OUTLIER_FEATURES = (
+    "rel_median", "rel_sigma", "rel_pct_mid", "rel_pct_high", "rel_lap_var", "rel_lap_max",
+    "rel_sobel_var", "rel_n_blobs", "rel_fwhm", "rel_ellipticity", "rel_blob_elong",
+    "rel_bkg_structure", "rel_edge_dark", "rel_line_snr", "rel_row_peak", "rel_col_peak",
+)
+ROBUST_Z_THRESHOLD = 8.0
+_MIN_SPREAD = 0.05
+_K = 4
 
 
-def robust_z(features: pd.DataFrame) -> pd.DataFrame:
-    """Signed robust z-score of every scored feature within one dataset.
-
-    Parameters
-    ----------
-    features : DataFrame
-        One row per frame of a single dataset, one column per feature.
-
-    Returns
-    -------
-    DataFrame
-        Same index, one column per scored feature: ``sign * (x - median) / spread`` where
-        spread is 1.4826 × MAD, floored as :data:`SCORED_FEATURES` says.
-    """
-    columns = [c for c in SCORED_FEATURES if c in features]
-    values = features[columns].astype(np.float64)
+def robust_standardise(values: pd.DataFrame) -> pd.DataFrame:
+    """``(x − median) / max(1.4826 MAD, 0.05)`` per column (relative features are ~0..1)."""
     median = values.median()
-    sign, floor_abs, floor_rel = (pd.Series({c: SCORED_FEATURES[c][k] for c in columns})
-                                  for k in range(3))
-    spread = 1.4826 * (values - median).abs().median()
-    spread = np.maximum(spread, np.maximum(floor_abs, floor_rel * median.abs()))
-    return (values - median) / spread * sign
+    spread = np.maximum(1.4826 * (values - median).abs().median(), _MIN_SPREAD)
+    return (values - median) / spread
 
 
-def score_dataset(features: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """Anomaly score, flag and label of every frame of one dataset.
+def robust_z_score(features: pd.DataFrame) -> pd.Series:
+    """Largest absolute robust z over :data:`OUTLIER_FEATURES`, per frame."""
+    columns = [c for c in OUTLIER_FEATURES if c in features]
+    if len(features) < 3 or not columns:
+        return pd.Series(0.0, index=features.index)
+    return robust_standardise(features[columns].astype(np.float64)).abs().max(axis=1)
+
+
+def knee_eps(points: np.ndarray, k: int = _K) -> float:
+    """DBSCAN ``eps`` from the knee of the sorted distances to the k-th neighbour.
+
+    The knee is the point of the ascending k-distance curve farthest from the straight
+    line joining its ends (the "kneedle" rule).
+    """
+    k = min(k, len(points) - 1)
+    distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    curve = np.sort(distances[:, -1])
+    x = np.linspace(0.0, 1.0, curve.size)
+    span = curve[-1] - curve[0]
+    if span <= 0:
+        return float(curve[-1] or 1.0)
+    y = (curve - curve[0]) / span
+    return float(curve[int(np.argmax(x - y))] or curve[-1])
+
+
+def dbscan_outliers(features: pd.DataFrame, k: int = _K) -> pd.Series:
+    """True for frames that DBSCAN leaves in no cluster (fewer than ``2k`` frames: none)."""
+    columns = [c for c in OUTLIER_FEATURES if c in features]
+    if len(features) < 2 * k or not columns:
+        return pd.Series(False, index=features.index)
+    points = np.clip(robust_standardise(features[columns].astype(np.float64)).to_numpy(),
+                     -50, 50)
+    eps = knee_eps(points, k)
+    labels = DBSCAN(eps=eps, min_samples=k).fit_predict(points)
+    return pd.Series(labels == -1, index=features.index)
+
+
+def isolation_forest_scores(features: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Isolation Forest anomaly score (higher = stranger, ~0.5 typical) and outlier flag."""
+    columns = [c for c in OUTLIER_FEATURES if c in features]
+    if len(features) < 8 or not columns:
+        return pd.DataFrame({"score": 0.0, "outlier": False}, index=features.index)
+    points = np.clip(robust_standardise(features[columns].astype(np.float64)).to_numpy(),
+                     -50, 50)
+    forest = IsolationForest(n_estimators=200, contamination="auto", random_state=seed)
+    forest.fit(points)
+    return pd.DataFrame({"score": -forest.score_samples(points),
+                         "outlier": forest.predict(points) == -1}, index=features.index)
+
+
+def outlier_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """All outlier evidence for a feature table with a ``dataset`` column.
 
     Returns
     -------
     DataFrame
-        Columns ``anomaly_score`` (largest signed robust z), ``is_anomaly``
-        (score > ``threshold``), ``label`` (most likely class, see :data:`SIGNATURES`),
-        ``labels`` (every class whose key z exceeds the threshold, ``;``-separated).
+        ``robust_z``, ``dbscan_outlier``, ``iforest_score``, ``iforest_outlier`` (within
+        each dataset) and ``dbscan_outlier_all``, ``iforest_outlier_all`` (all datasets
+        pooled), indexed like ``table``.
     """
-    z = robust_z(features)
-    score = z.max(axis=1).clip(lower=0.0)
-    evidence = pd.DataFrame({cls: z[[f for f in feats if f in z]].max(axis=1)
-                             for cls, feats in SIGNATURES.items()})
-    passing = evidence > threshold
-    best = evidence.idxmax(axis=1).where(~passing.any(axis=1), passing.idxmax(axis=1))
-    is_anomaly = score > threshold
-    labels = [";".join(sorted(evidence.columns[row > threshold])) or best_cls
-              if flag else "normal"
-              for row, flag, best_cls in zip(evidence.to_numpy(), is_anomaly, best, strict=True)]
-    return pd.DataFrame({
-        "anomaly_score": score.astype(np.float32),
-        "is_anomaly": is_anomaly,
-        "label": np.where(is_anomaly, best, "normal"),
-        "labels": labels,
-    }, index=features.index)
+    parts = []
+    for _, group in table.groupby("dataset", sort=False):
+        forest = isolation_forest_scores(group)
+        parts.append(pd.DataFrame({"robust_z": robust_z_score(group),
+                                   "dbscan_outlier": dbscan_outliers(group),
+                                   "iforest_score": forest["score"],
+                                   "iforest_outlier": forest["outlier"]}))
+    columns = pd.concat(parts).reindex(table.index)
+    columns["dbscan_outlier_all"] = dbscan_outliers(table)
+    columns["iforest_outlier_all"] = isolation_forest_scores(table)["outlier"]
+    return columns

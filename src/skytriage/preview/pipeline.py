@@ -1,8 +1,9 @@
-"""``skytriage.preview.run``: features of every frame, scored within its dataset.
+"""``skytriage.preview.run``: measure every frame, compare it with its dataset, classify it.
 
 Frames are read and measured in parallel (one task per file); each finished frame is
 appended to a cache in the output folder, so an interrupted run resumes where it stopped
-and a rerun only measures new or changed files.
+and a rerun only measures new or changed files. Then, per dataset, features get their
+dataset-relative twins, the outlier detectors run, and the classifier names the anomaly.
 """
 
 from __future__ import annotations
@@ -18,19 +19,26 @@ import pandas as pd
 
 from skytriage.io import find_datasets, read_frame, write_csv, write_parquet
 from skytriage.parallel import Outcome, map_inputs
-from skytriage.preview.detect import DEFAULT_THRESHOLD, score_dataset
-from skytriage.preview.features import FEATURE_VERSION, frame_features
+from skytriage.preview.detect import ROBUST_Z_THRESHOLD, outlier_columns
+from skytriage.preview.features import FEATURE_VERSION, add_relative_features, frame_features
+from skytriage.preview.model import FrameClassifier, decide
 
 CONTRACT_COLUMNS = ["path", "dataset", "frame", "anomaly_score", "is_anomaly", "label", "labels"]
 CACHE_NAME = ".cache/features.jsonl"
+SATURATED_PERCENT = 20.0
+# A frame the classifier calls normal is still anomalous when every outlier detector
+# agrees it is extreme: something the classifier never saw.
+OUTLIER_OVERRIDE_Z = 3 * ROBUST_Z_THRESHOLD
 
 
 def measure_frame(path: str) -> dict[str, float | str | None]:
-    """Read one frame and return its features plus ``exptime`` (s) and ``date_obs`` (ISO)."""
+    """Read one frame and return its features plus ``exptime`` (s), ``date_obs`` (ISO),
+    ``height`` and ``width`` (px)."""
     frame = read_frame(path, dtype=None)
     features: dict[str, float | str | None] = frame_features(frame.data)
     features["exptime"] = frame.meta.exptime
     features["date_obs"] = frame.meta.date_obs
+    features["height"], features["width"] = frame.data.shape
     return features
 
 
@@ -71,24 +79,48 @@ class FeatureCache:
 
 
 @dataclass
+class Measurement:
+    """Features of every usable frame, before any decision.
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``path, dataset, frame``, the features, their ``rel_`` twins, ``exptime``,
+        ``date_obs``, ``height``, ``width``.
+    failed : list of dict
+        ``{path, error}`` for inputs that could not be used.
+    flagged : list of dict
+        ``{path, reason}`` for frames measured but kept out of the dataset medians.
+    """
+
+    table: pd.DataFrame
+    failed: list[dict[str, str]] = field(default_factory=list)
+    flagged: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
 class PreviewResult:
     """What preview found.
 
     Attributes
     ----------
     frames : DataFrame
-        One row per measured frame: the contract columns of DESIGN.md, then features.
+        One row per measured frame: the contract columns of DESIGN.md, the outlier
+        evidence, the class probabilities ``p_*``, then every feature.
     failed : list of dict
         ``{path, error}`` for every input that could not be used.
-    threshold : float
-        Robust-z threshold that made ``is_anomaly``.
+    flagged : list of dict
+        ``{path, reason}`` for frames kept out of the dataset medians (saturated, ...).
+    model_card : dict
+        The card of the classifier that labelled the frames.
     """
 
     frames: pd.DataFrame
     failed: list[dict[str, str]] = field(default_factory=list)
-    threshold: float = DEFAULT_THRESHOLD
+    flagged: list[dict[str, str]] = field(default_factory=list)
+    model_card: dict = field(default_factory=dict)
 
-    def write(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+    def write(self, out_dir: str | os.PathLike, evaluation=None) -> dict[str, Path]:
         """Write ``frames.parquet``, ``frames.csv`` and ``report.html`` into ``out_dir``."""
         from skytriage.preview.report import write_report
 
@@ -97,34 +129,19 @@ class PreviewResult:
         paths = {"frames.parquet": out / "frames.parquet", "frames.csv": out / "frames.csv"}
         write_parquet(paths["frames.parquet"], self.frames)
         write_csv(paths["frames.csv"], self.frames)
-        paths["report.html"] = write_report(self, out / "report.html")
+        paths["report.html"] = write_report(self, out / "report.html", evaluation)
         return paths
 
 
-def run(
+def measure(
     inputs: Sequence[str | os.PathLike],
     *,
-    threshold: float = DEFAULT_THRESHOLD,
     workers: int | None = None,
     scheduler: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
-) -> PreviewResult:
-    """Measure and score every frame of the given files and folders.
-
-    Parameters
-    ----------
-    inputs : sequence of path
-        FITS files and folders; a folder is a dataset, a folder of folders a night.
-    threshold : float
-        Robust-z score above which a frame is anomalous.
-    workers, scheduler :
-        Passed to :func:`skytriage.parallel.map_inputs`.
-    cache_dir : path, optional
-        Folder that keeps the feature cache (``.cache/features.jsonl``); reruns resume.
-    progress : bool
-        Draw a progress bar.
-    """
+) -> Measurement:
+    """Measure every frame of the given files and folders (see :func:`run`)."""
     datasets, errors = find_datasets(inputs)
     failed = [{"path": err.path, "error": err.cause} for err in errors]
     cache = FeatureCache(Path(cache_dir) / CACHE_NAME if cache_dir is not None else None)
@@ -149,17 +166,113 @@ def run(
             failed.append({"path": outcome.item, "error": outcome.error})
     rows = [{"path": p, "dataset": name, "frame": i, **cache.get(keys[p])}
             for name, i, p in jobs if p in keys and cache.get(keys[p]) is not None]
-    return PreviewResult(_score(pd.DataFrame(rows), threshold), failed, threshold)
-
-
-def _score(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Add the contract columns, dataset by dataset, and order the columns."""
+    table = pd.DataFrame(rows)
     if table.empty:
-        return pd.DataFrame(columns=CONTRACT_COLUMNS)
-    scored = pd.concat([score_dataset(group, threshold) for _, group in
-                        table.groupby("dataset", sort=False)])
-    table = table.join(scored)
-    features = [c for c in table.columns if c not in CONTRACT_COLUMNS]
-    table = table[CONTRACT_COLUMNS + features].reset_index(drop=True)
-    table["frame"] = table["frame"].astype(np.int64)
-    return table
+        return Measurement(table, failed)
+    table, odd_shape = _drop_odd_shapes(table)
+    failed.extend(odd_shape)
+    saturated = table["pct_saturated"] > SATURATED_PERCENT
+    flagged = [{"path": p, "reason": f"saturated: {s:.0f}% of pixels at the maximum level"}
+               for p, s in zip(table.loc[saturated, "path"],
+                               table.loc[saturated, "pct_saturated"], strict=True)]
+    table = add_relative_features(table, reference=~saturated)
+    return Measurement(table, failed, flagged)
+
+
+def _drop_odd_shapes(table: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Remove frames whose shape differs from their dataset's most common shape."""
+    shape = table["height"].astype(str) + "x" + table["width"].astype(str)
+    usual = shape.groupby(table["dataset"]).transform(lambda s: s.mode().iloc[0])
+    odd = shape != usual
+    failed = [{"path": p, "error": f"shape {h}x{w} (height x width) differs from the "
+                                   f"dataset's {u}"}
+              for p, h, w, u in zip(table.loc[odd, "path"], table.loc[odd, "height"],
+                                    table.loc[odd, "width"], usual[odd], strict=True)]
+    return table[~odd].reset_index(drop=True), failed
+
+
+def score(table: pd.DataFrame, model: FrameClassifier,
+          saturated: pd.Series | None = None) -> pd.DataFrame:
+    """Add outlier evidence, class probabilities and the contract columns.
+
+    A frame is anomalous when the classifier says so, when it is saturated, or when all
+    three outlier detectors agree and its robust z passes :data:`OUTLIER_OVERRIDE_Z`.
+    ``anomaly_score`` is the classifier's probability of any anomaly, raised to 1 for
+    frames the override catches.
+    """
+    outliers = outlier_columns(table)
+    proba = model.predict_proba(table)
+    decision = decide(proba, model.threshold)
+    override = (outliers["robust_z"] > OUTLIER_OVERRIDE_Z) & outliers["dbscan_outlier"] & \
+        outliers["iforest_outlier"]
+    if saturated is not None:
+        override |= saturated
+    forced = override & ~decision["is_anomaly"]
+    decision.loc[forced, "is_anomaly"] = True
+    decision.loc[forced, "labels"] = decision.loc[forced, "label"] = (
+        proba.loc[forced].drop(columns="p_any").idxmax(axis=1).str.removeprefix("p_"))
+    score_column = proba["p_any"].where(~forced, 1.0)
+    contract = pd.DataFrame({"path": table["path"], "dataset": table["dataset"],
+                             "frame": table["frame"].astype(np.int64),
+                             "anomaly_score": score_column.astype(np.float32)})
+    contract = contract.join(decision)
+    rest = table.drop(columns=["path", "dataset", "frame"])
+    return pd.concat([contract, outliers, proba, rest], axis=1).reset_index(drop=True)
+
+
+def run(
+    inputs: Sequence[str | os.PathLike],
+    *,
+    model: FrameClassifier | str | os.PathLike | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> PreviewResult:
+    """Measure, compare and classify every frame of the given files and folders.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        FITS files and folders; a folder is a dataset, a folder of folders a night.
+    model : FrameClassifier or path, optional
+        The classifier; default the shipped one.
+    workers, scheduler :
+        Passed to :func:`skytriage.parallel.map_inputs`.
+    cache_dir : path, optional
+        Folder that keeps the feature cache (``.cache/features.jsonl``); reruns resume.
+    progress : bool
+        Draw a progress bar.
+    """
+    classifier = model if isinstance(model, FrameClassifier) else FrameClassifier.load(model)
+    measured = measure(inputs, workers=workers, scheduler=scheduler, cache_dir=cache_dir,
+                       progress=progress)
+    if measured.table.empty:
+        frames = pd.DataFrame(columns=CONTRACT_COLUMNS)
+    else:
+        saturated = measured.table["path"].isin({f["path"] for f in measured.flagged})
+        frames = score(measured.table, classifier, saturated)
+    return PreviewResult(frames, measured.failed, measured.flagged, classifier.card)
+
+
+def rescore(result_dir: str | os.PathLike,
+            model: FrameClassifier | str | os.PathLike | None = None) -> PreviewResult:
+    """Decide again on a written result with another classifier, without re-reading frames.
+
+    Rewrites ``frames.parquet``, ``frames.csv`` and ``report.html`` in ``result_dir``.
+    """
+    classifier = model if isinstance(model, FrameClassifier) else FrameClassifier.load(model)
+    out = Path(result_dir)
+    frames = pd.read_parquet(out / "frames.parquet")
+    keep = [c for c in frames.columns if c not in _DECISION_COLUMNS]
+    table = frames[keep]
+    saturated = table["pct_saturated"] > SATURATED_PERCENT
+    result = PreviewResult(score(table, classifier, saturated), model_card=classifier.card)
+    result.write(out)
+    return result
+
+
+_DECISION_COLUMNS = {"anomaly_score", "is_anomaly", "label", "labels", "robust_z",
+                     "dbscan_outlier", "iforest_score", "iforest_outlier", "dbscan_outlier_all",
+                     "iforest_outlier_all", "p_any", "p_satellite", "p_slew", "p_tracking",
+                     "p_cloud", "p_obstruction", "p_defocus", "p_background", "p_camera"}

@@ -34,6 +34,7 @@ from skytriage.sky import (
     SCMOS,
     CloudScreen,
     Donut,
+    Gaussian,
     Moffat,
     Streak,
     Trailed,
@@ -51,6 +52,7 @@ CLASSES = ("satellite", "slew", "tracking", "cloud", "obstruction", "defocus", "
            "camera")
 #: Exposure time of every frame (s).
 EXPTIME = 5.0
+PSF_KINDS = ("moffat", "gaussian")
 #: Shortest and longest run of consecutive frames per class.
 RUN_LENGTH = {"satellite": (1, 1), "camera": (1, 1), "tracking": (1, 3), "defocus": (2, 4),
               "slew": (2, 5), "background": (2, 5), "obstruction": (3, 5), "cloud": (3, 6)}
@@ -97,6 +99,8 @@ class Field:
         Start of the first exposure (UTC).
     cadence : float
         Seconds between the starts of consecutive exposures.
+    psf_kind : str
+        ``"moffat"`` (with ``beta``) or ``"gaussian"`` seeing profile.
     """
 
     name: str
@@ -114,6 +118,7 @@ class Field:
     dec: float
     start: datetime
     cadence: float
+    psf_kind: str = "moffat"
 
     @property
     def size(self) -> int:
@@ -226,7 +231,8 @@ class FrameSpec:
 # --------------------------------------------------------------------------- fields
 
 
-def draw_field(name: str, shape: tuple[int, int], rng: np.random.Generator) -> Field:
+def draw_field(name: str, shape: tuple[int, int], rng: np.random.Generator, *,
+               psf: str = "moffat", fwhm_range: tuple[float, float] = (1.8, 3.8)) -> Field:
     """Draw a dataset's star field, telescope, camera and night within realistic ranges.
 
     Parameters
@@ -237,11 +243,17 @@ def draw_field(name: str, shape: tuple[int, int], rng: np.random.Generator) -> F
         Frame shape ``(ny, nx)`` (px).
     rng : numpy.random.Generator
         Source of randomness.
+    psf : {"moffat", "gaussian"}
+        Seeing profile of every star.
+    fwhm_range : (float, float)
+        Range of the median seeing FWHM (px).
 
     Returns
     -------
     Field
     """
+    if psf not in PSF_KINDS:
+        raise ValueError(f"psf must be one of {PSF_KINDS}, not {psf!r}")
     ny, nx = shape
     density = math.exp(rng.uniform(math.log(200), math.log(1500)))  # stars per Mpix
     stars = star_field(shape, int(rng.poisson(density * ny * nx / 1e6)), rng,
@@ -255,13 +267,13 @@ def draw_field(name: str, shape: tuple[int, int], rng: np.random.Generator) -> F
                    seed=int(rng.integers(2**31)))
     day = datetime(2025, 1, 1, 20, tzinfo=UTC) + timedelta(days=int(rng.integers(365)))
     return Field(name=name, shape=(ny, nx), stars=stars, camera=camera,
-                 fwhm=rng.uniform(1.8, 3.8), beta=rng.uniform(2.5, 4.5),
+                 fwhm=rng.uniform(*fwhm_range), beta=rng.uniform(2.5, 4.5),
                  sky_level=math.exp(rng.uniform(math.log(80), math.log(600))),
                  sky_gradient=rng.uniform(0, 0.08), sky_angle=rng.uniform(0, 360),
                  vignetting=rng.uniform(0.05, 0.3), obscuration=rng.uniform(0.25, 0.45),
                  ra=rng.uniform(0, 360), dec=math.degrees(math.asin(rng.uniform(-0.6, 1))),
                  start=day + timedelta(seconds=rng.uniform(0, 7 * 3600)),
-                 cadence=round(EXPTIME + rng.uniform(0.8, 3.0), 3))
+                 cadence=round(EXPTIME + rng.uniform(0.8, 3.0), 3), psf_kind=psf)
 
 
 # --------------------------------------------------------------------------- planning
@@ -519,6 +531,8 @@ def frame_psf(fld: Field, spec: FrameSpec) -> PSF:
     fwhm = spec.fwhm * spec.defocus_factor
     if spec.donut_radius:
         psf: PSF = Donut(spec.donut_radius, fld.obscuration, blur=fwhm / FWHM_PER_SIGMA)
+    elif fld.psf_kind == "gaussian":
+        psf = Gaussian(fwhm)
     else:
         psf = Moffat(fwhm, spec.beta)
     if spec.tracking_length:
@@ -644,7 +658,8 @@ def _camera_fault(image: np.ndarray, spec: FrameSpec, rng: np.random.Generator) 
 
 def simulate_frames(out_dir: str | os.PathLike, *, n_datasets: int = 3,
                     frames_per_dataset: int = 40, shape: tuple[int, int] = (1024, 1024),
-                    seed: int = 0,
+                    seed: int = 0, psf: str = "moffat",
+                    fwhm_range: tuple[float, float] = (1.8, 3.8),
                     progress: Callable[[int, int], object] | None = None) -> pd.DataFrame:
     """Write labelled sCMOS datasets and their truth table.
 
@@ -659,7 +674,11 @@ def simulate_frames(out_dir: str | os.PathLike, *, n_datasets: int = 3,
     shape : (int, int)
         Frame shape ``(ny, nx)`` (px), up to the full 6388 x 9576 sensor.
     seed : int
-        The same seed gives the same files, byte for byte.
+        The same seed gives the same pixels.
+    psf : {"moffat", "gaussian"}
+        Seeing profile (to test a model on PSFs it did not train on).
+    fwhm_range : (float, float)
+        Range of each field's median seeing FWHM (px).
     progress : callable, optional
         ``progress(n_done, n_total)`` after every frame.
 
@@ -686,11 +705,13 @@ def simulate_frames(out_dir: str | os.PathLike, *, n_datasets: int = 3,
     pending: deque[str] = deque()
     provenance = {"command": "skytriage simulate frames",
                   "parameters": {"seed": seed, "n_datasets": n_datasets,
-                                 "frames_per_dataset": frames_per_dataset, "shape": shape}}
+                                 "frames_per_dataset": frames_per_dataset, "shape": shape,
+                                 "psf": psf, "fwhm_range": fwhm_range}}
     plan_rng = np.random.default_rng([seed, 0])
     total, rows = n_datasets * frames_per_dataset, []
     for d in range(n_datasets):
-        fld = draw_field(f"field_{d:03d}", shape, np.random.default_rng([seed, 1, d]))
+        fld = draw_field(f"field_{d:03d}", shape, np.random.default_rng([seed, 1, d]),
+                         psf=psf, fwhm_range=fwhm_range)
         specs = plan_dataset(fld, frames_per_dataset, plan_rng, pending)
         (out / fld.name).mkdir(exist_ok=True)
         write_ecsv(out / fld.name / "stars.ecsv", fld.stars)
@@ -736,7 +757,7 @@ def _truth_row(relpath: str, fld: Field, k: int, spec: FrameSpec, info: dict[str
             "labels": ";".join(spec.labels), "strength": round(spec.strength, 4),
             "date_obs": date_obs.replace(tzinfo=None).isoformat(timespec="milliseconds"),
             "gain": fld.camera.gain, "read_noise": fld.camera.read_noise,
-            "bias": fld.camera.bias, "n_stars": len(fld.stars),
+            "bias": fld.camera.bias, "n_stars": len(fld.stars), "psf": fld.psf_kind,
             "n_trails": len(spec.trails),
             "trail_peak": max((t[4] for t in spec.trails), default=0.0),
             "trails": ";".join(" ".join(f"{v:.2f}" for v in t) for t in spec.trails),
