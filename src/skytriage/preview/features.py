@@ -23,13 +23,15 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 5
 MAX_BINNED_SIDE = 2048
 _N_BINS = 65536
 _FLOAT32_EXACT = 2**24
 _BLOCK = 32  # binned px per background block
 _BLOB_SIGMA = 5.0
-_STAMP_STARS = 64
+_STAMP_STARS = 16
+_TOP_BLOBS = 5
+_STAMP_MAX_RADIUS = 48
 _LINE_SIDE = 256
 _BAND_ROWS = 512
 
@@ -338,9 +340,23 @@ class Blobs:
     peak: np.ndarray
 
 
+def matched_significance(significance: np.ndarray, sigma_px: float = 1.5) -> np.ndarray:
+    """Significance after a Gaussian smoothing of ``sigma_px``, rescaled to unit noise.
+
+    Smoothing matches extended, low-surface-brightness shapes (donuts, slew streaks) that
+    no single pixel shows at 5σ; the noise of the smoothed image is measured (robust σ),
+    not assumed.
+    """
+    smoothed = cv2.GaussianBlur(significance, (0, 0), sigma_px)
+    sample = smoothed[::4, ::4]
+    noise = 1.4826 * np.median(np.abs(sample - np.median(sample)))
+    return smoothed / np.float32(noise if noise > 0 else 1.0)
+
+
 def find_blobs(significance: np.ndarray, threshold: float = _BLOB_SIGMA,
                min_area: int = 2) -> Blobs:
-    """Blobs: 8-connected pixels above ``threshold`` σ, with second moments.
+    """Blobs: 8-connected pixels above ``threshold`` σ of the matched-filtered image
+    (:func:`matched_significance`), with moments of the unsmoothed pixels.
 
     Parameters
     ----------
@@ -351,7 +367,7 @@ def find_blobs(significance: np.ndarray, threshold: float = _BLOB_SIGMA,
     min_area : int
         Smallest component kept (px).
     """
-    mask = (significance > threshold).astype(np.uint8)
+    mask = (matched_significance(significance) > threshold).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8,
                                                            ltype=cv2.CV_32S)
     flat = labels.ravel()
@@ -386,7 +402,10 @@ def blob_features(view: FrameView) -> dict[str, float]:
     Returns
     -------
     dict
-        ``n_blobs`` (count), ``blob_density`` (per full-resolution Mpix),
+        ``n_blobs`` (count), ``top_elong`` and ``top_major`` (median major/minor and RMS
+        major axis in full-res px of the 5 brightest blobs: when defocus or a slew
+        spreads most stars below detection, the few left show a donut or a streak),
+        ``blob_density`` (per full-resolution Mpix),
         ``blob_spread`` (mean distance of blobs to their centroid / frame half-diagonal),
         ``blob_major`` (median RMS major axis of blobs, full-res px),
         ``blob_elong`` (median major/minor of blobs of ≥ 6 px),
@@ -399,7 +418,8 @@ def blob_features(view: FrameView) -> dict[str, float]:
     ny, nx = view.binned.shape
     f = view.factor
     if blobs.x.size == 0:
-        return {"n_blobs": 0.0, "blob_density": 0.0, "blob_spread": 0.0, "blob_major": 0.0,
+        return {"n_blobs": 0.0, "top_elong": 1.0, "top_major": 0.0, "blob_density": 0.0,
+                "blob_spread": 0.0, "blob_major": 0.0,
                 "blob_elong": 1.0, "pct_elongated": 0.0, "elong_coherence": 0.0,
                 "blob_area_max": 0.0}
     spread = np.hypot(blobs.x - blobs.x.mean(), blobs.y - blobs.y.mean()).mean()
@@ -411,8 +431,12 @@ def blob_features(view: FrameView) -> dict[str, float]:
         angles = blobs.theta[sized][elongated]
         offset = (angles - np.median(angles) + 90) % 180 - 90
         coherence = float(np.mean(np.abs(offset) < 10))
+    top = np.argsort(-blobs.flux)[:_TOP_BLOBS]
+    top_ratio = blobs.major[top] / np.maximum(blobs.minor[top], 0.3)
     return {
         "n_blobs": float(blobs.x.size),
+        "top_elong": float(np.median(top_ratio)),
+        "top_major": float(np.median(blobs.major[top]) * f),
         "blob_density": float(blobs.x.size / (ny * nx * f * f / 1e6)),
         "blob_spread": float(spread / (np.hypot(ny, nx) / 2)),
         "blob_major": float(np.median(blobs.major) * f),
@@ -424,58 +448,71 @@ def blob_features(view: FrameView) -> dict[str, float]:
 
 
 def star_shape_features(view: FrameView) -> dict[str, float]:
-    """PSF of the brightest unsaturated, isolated stars, measured at full resolution.
+    """PSF of the brightest unsaturated stars, measured at full resolution.
 
-    Stamps of ``2r + 1`` px (r = 6 px or 3 binned px, whichever is larger) around up to
-    64 stars; background from the stamp's border median; second moments inside radius r.
+    Stamps around the 16 brightest stars, each ``2r + 1`` px with r three times the blob's RMS
+    size (at least 6 px, at most 48 px, so that donuts and trailed stars fit);
+    background from the stamp's border median; moments inside radius r.
 
     Returns
     -------
     dict
         ``fwhm`` (px, Gaussian-equivalent from the moments), ``ellipticity``
-        (1 − minor/major), ``psf_concentration`` (flux within 1.5 px / within r: a donut
-        or a defocused star spreads its light, lowering it), ``n_psf_stars``. NaN-free:
+        (1 − minor/major), ``psf_concentration`` (flux within 1.5 px of the centroid /
+        flux within r: a donut or a defocused star spreads its light, lowering it),
+        ``psf_hollow`` (mean within 1 px of the centroid / peak of the azimuthal profile,
+        median over the 5 brightest: 1 for a star, < 1 for a donut), ``n_psf_stars``.
         0 when no star qualifies.
     """
-    stamps = _star_stamps(view)
-    if not stamps:
-        return {"fwhm": 0.0, "ellipticity": 0.0, "psf_concentration": 0.0, "n_psf_stars": 0.0}
-    shapes = np.array([_stamp_moments(s) for s in stamps])
+    shapes = np.array([_stamp_moments(s) for s in _star_stamps(view)]).reshape(-1, 4)
     good = np.isfinite(shapes).all(axis=1) & (shapes[:, 0] > 0)
     if not good.any():
-        return {"fwhm": 0.0, "ellipticity": 0.0, "psf_concentration": 0.0, "n_psf_stars": 0.0}
-    fwhm, ellipticity, concentration = np.median(shapes[good], axis=0)
+        return {"fwhm": 0.0, "ellipticity": 0.0, "psf_concentration": 0.0, "psf_hollow": 0.0,
+                "n_psf_stars": 0.0}
+    fwhm, ellipticity, concentration, _ = np.median(shapes[good], axis=0)
+    hollow = np.median(shapes[good][:_TOP_BLOBS, 3])  # the brightest: donuts show best
     return {"fwhm": float(fwhm), "ellipticity": float(ellipticity),
-            "psf_concentration": float(concentration), "n_psf_stars": float(good.sum())}
+            "psf_concentration": float(concentration), "psf_hollow": float(hollow),
+            "n_psf_stars": float(good.sum())}
 
 
 def _star_stamps(view: FrameView) -> list[np.ndarray]:
-    """Full-resolution stamps of the brightest compact blobs without a flat (saturated) top."""
+    """Full-resolution stamps of the brightest blobs that are stars: no flat (saturated)
+    top, not a single hot pixel or cosmic ray."""
     blobs, f = view.blobs, view.factor
-    if blobs.x.size == 0:
-        return []
-    radius = max(6, 3 * f)
     ny, nx = view.data.shape
     full_x, full_y = (blobs.x + 0.5) * f - 0.5, (blobs.y + 0.5) * f - 0.5
-    inside = ((full_x > radius) & (full_x < nx - radius - 1) & (full_y > radius)
-              & (full_y < ny - radius - 1))
-    order = np.argsort(-blobs.flux)
+    radii = np.clip(np.ceil(3 * blobs.major * f), max(6, 3 * f), _STAMP_MAX_RADIUS).astype(int)
     stamps = []
-    for i in order:
+    for i in np.argsort(-blobs.flux):
         if len(stamps) >= _STAMP_STARS:
             break
-        if not inside[i] or blobs.area[i] > 400:
+        x0, y0, r = int(round(full_x[i])), int(round(full_y[i])), radii[i]
+        if not (r <= x0 < nx - r - 1 and r <= y0 < ny - r - 1):
             continue
-        x0, y0 = int(round(full_x[i])), int(round(full_y[i]))
-        stamp = view.data[y0 - radius:y0 + radius + 1, x0 - radius:x0 + radius + 1]
+        stamp = view.data[y0 - r:y0 + r + 1, x0 - r:x0 + r + 1].astype(np.float64)
         if np.count_nonzero(stamp == stamp.max()) >= 3:  # a flat top: saturated
             continue
-        stamps.append(stamp.astype(np.float64))
+        if _single_pixel(stamp):  # a hot pixel or a cosmic ray, not a star
+            continue
+        stamps.append(stamp)
     return stamps
 
 
-def _stamp_moments(stamp: np.ndarray) -> tuple[float, float, float]:
-    """(FWHM px, ellipticity, concentration) of one star stamp."""
+def _single_pixel(stamp: np.ndarray) -> bool:
+    """True when the brightest pixel holds most of the light within 3 px of the centre.
+
+    No PSF sampled by the camera (FWHM ≥ 1.5 px) puts more than ~35 % of that light in
+    one pixel; a hot pixel or a cosmic-ray hit puts nearly all of it there.
+    """
+    c = stamp.shape[0] // 2
+    border = np.concatenate([stamp[0], stamp[-1], stamp[1:-1, 0], stamp[1:-1, -1]])
+    core = stamp[c - 3:c + 4, c - 3:c + 4] - np.median(border)  # unclipped: noise averages
+    return core.max() > 0.6 * max(core.sum(), 1e-9)
+
+
+def _stamp_moments(stamp: np.ndarray) -> tuple[float, float, float, float]:
+    """(FWHM px, ellipticity, concentration, hollowness) of one star stamp."""
     size = stamp.shape[0]
     radius = size // 2
     border = np.concatenate([stamp[0], stamp[-1], stamp[1:-1, 0], stamp[1:-1, -1]])
@@ -484,16 +521,21 @@ def _stamp_moments(stamp: np.ndarray) -> tuple[float, float, float]:
     weight = np.where(np.hypot(xx, yy) <= radius, np.clip(image, 0, None), 0.0)
     total = weight.sum()
     if total <= 0:
-        return (np.nan, np.nan, np.nan)
+        return (np.nan, np.nan, np.nan, np.nan)
     cx, cy = (weight * xx).sum() / total, (weight * yy).sum() / total
     dx, dy = xx - cx, yy - cy
     ixx, iyy, ixy = ((weight * dx * dx).sum() / total, (weight * dy * dy).sum() / total,
                      (weight * dx * dy).sum() / total)
     half_trace, half_diff = (ixx + iyy) / 2, np.hypot((ixx - iyy) / 2, ixy)
     major, minor = np.sqrt(max(half_trace + half_diff, 0)), np.sqrt(max(half_trace - half_diff, 0))
-    core = np.where(np.hypot(dx, dy) <= 1.5, np.clip(image, 0, None), 0.0).sum()
+    distance = np.hypot(dx, dy)
+    core = np.where(distance <= 1.5, np.clip(image, 0, None), 0.0).sum()
+    rings = np.minimum(distance.astype(int), radius).ravel()
+    profile = (np.bincount(rings, weights=image.ravel(), minlength=radius + 1)
+               / np.maximum(np.bincount(rings, minlength=radius + 1), 1))
+    hollow = profile[0] / profile.max() if profile.max() > 0 else np.nan
     fwhm = 2.3548 * np.sqrt(max(half_trace, 0))
-    return (fwhm, 1 - minor / major if major > 0 else 0.0, core / total)
+    return (fwhm, 1 - minor / major if major > 0 else 0.0, core / total, hollow)
 
 
 def streak_features(view: FrameView) -> dict[str, float]:
@@ -727,6 +769,7 @@ RELATIVE_FLOORS = {
     "streak_pct": 0.05, "line_snr": 3.0, "n_blobs": 5.0, "blob_density": 1.0,
     "blob_major": 0.5, "blob_elong": 0.5, "pct_elongated": 2.0, "elong_coherence": 0.1,
     "blob_area_max": 0.01, "fwhm": 0.5, "ellipticity": 0.05, "psf_concentration": 0.05,
+    "psf_hollow": 0.05, "top_elong": 0.5, "top_major": 0.5,
     "row_noise": 0.05, "col_noise": 0.05, "row_peak": 0.3, "col_peak": 0.3, "row_jump": 0.3,
     "entropy": 0.1, "lap_var": 1.0, "sobel_var": 1.0, "lap_max": 1.0, "sobel_max": 1.0,
 }
