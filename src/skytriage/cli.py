@@ -8,6 +8,7 @@ import typer
 
 from skytriage import __version__
 from skytriage.clikit import CliState, not_built, run_guarded, setup_logging
+from skytriage.dashboard.cli import dashboard_command
 from skytriage.preview.cli import app as preview_app
 from skytriage.preview.cli import simulate_frames_command
 
@@ -23,6 +24,7 @@ simulate_app = typer.Typer(help="Write labelled synthetic data for one task.", n
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(preview_app, name="preview")
 simulate_app.command("frames")(simulate_frames_command)
+app.command("dashboard")(dashboard_command)
 
 
 def _print_version(value: bool) -> None:
@@ -49,8 +51,7 @@ _NOT_BUILT_SIMULATORS = {"crmask": 5, "ramp": 6, "transients": 7, "events": 8}
 _NOT_BUILT_TASKS = {"crmask": (5, "cosmic-ray masks and inpainting for single exposures"),
                     "ramp": (6, "cosmic rays, telegraph noise and snowballs in up-the-ramp cubes"),
                     "transients": (7, "new and changed sources in reference/science pairs"),
-                    "events": (8, "meteors and fast transients in per-pixel time series"),
-                    "dashboard": (4, "web dashboard to explore and label preview results")}
+                    "events": (8, "meteors and fast transients in per-pixel time series")}
 
 
 def _not_built_command(ctx: typer.Context) -> None:

@@ -19,6 +19,7 @@ from skytriage.io.header import (
     parse_date_obs,
     read_meta,
 )
+from skytriage.io.labels import LabelStore
 from skytriage.io.summary import RunSummary
 from skytriage.io.write import (
     atomic_path,
@@ -35,6 +36,7 @@ __all__ = [
     "Dataset",
     "Frame",
     "FrameMeta",
+    "LabelStore",
     "RawLayout",
     "RunSummary",
     "adu_to_electrons",
