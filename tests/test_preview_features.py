@@ -70,6 +70,16 @@ def test_stars_raise_the_high_fraction_not_sigma():
     assert stats["sigma"] == pytest.approx(12.0, rel=0.05)
 
 
+def test_laplacian_and_sobel_equal_scipy():
+    from scipy import ndimage
+
+    image = np.random.default_rng(1).normal(size=(40, 50)).astype(np.float32)
+    np.testing.assert_allclose(features.laplacian(image), ndimage.laplace(image)[1:-1, 1:-1],
+                               atol=1e-5)
+    reference = np.hypot(ndimage.sobel(image, 0), ndimage.sobel(image, 1))[1:-1, 1:-1]
+    np.testing.assert_allclose(features.sobel_magnitude(image), reference, atol=1e-5)
+
+
 def test_pixel_noise_ignores_gradients():
     yy, xx = np.mgrid[0:300, 0:400]
     frame = (sky().astype(np.float64) + 0.8 * xx + 0.5 * yy).astype(np.uint16)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.io import fits
 
@@ -45,12 +47,23 @@ def test_jwst_ramp_is_4d_and_not_an_image():
         read_frame(REAL / "add_wcs_default_acq1.fits")
 
 
-def test_preview_measures_real_images_and_reports_the_ramp(tmp_path):
+def test_preview_labels_each_real_image_and_reports_the_ramp(tmp_path):
+    """Each real image is its own dataset (one frame: nothing to compare it with)."""
+    folders = []
+    for name in NAMES:
+        folder = tmp_path / Path(name).stem
+        folder.mkdir()
+        shutil.copyfile(REAL / name, folder / name)
+        folders.append(str(folder))
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "skytriage", "preview",
-                             *(str(REAL / n) for n in NAMES), "--out", str(out),
-                             "--workers", "1"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "skytriage", "preview", *folders,
+                             "--out", str(out), "--workers", "1"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["done"] == 3
     assert [Path(f["path"]).name for f in summary["failed"]] == ["add_wcs_default_acq1.fits"]
+    frames = pd.read_parquet(out / "frames.parquet").set_index("dataset")
+    assert set(frames.index) == {"gmos", "a8280271", "m13"}
+    for _, frame in frames.iterrows():  # normal, or anomalous with a stated reason
+        assert not frame["is_anomaly"] or frame["reason"].startswith(frame["labels"].split(";")[0])

@@ -282,6 +282,23 @@ def background_features(view: FrameView) -> dict[str, float]:
     }
 
 
+def laplacian(image: np.ndarray) -> np.ndarray:
+    """5-point Laplacian of the interior pixels, shape (ny - 2, nx - 2).
+
+    numpy rather than OpenCV: OpenCV's threaded filters differ in the last digits from
+    call to call, and the same frame must give the same features on every worker.
+    """
+    return (image[:-2, 1:-1] + image[2:, 1:-1] + image[1:-1, :-2] + image[1:-1, 2:]
+            - 4 * image[1:-1, 1:-1])
+
+
+def sobel_magnitude(image: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of the interior pixels, shape (ny - 2, nx - 2)."""
+    rows = image[:-2] + 2 * image[1:-1] + image[2:]
+    cols = image[:, :-2] + 2 * image[:, 1:-1] + image[:, 2:]
+    return np.hypot(rows[:, 2:] - rows[:, :-2], cols[2:] - cols[:-2])
+
+
 def focus_features(view: FrameView) -> dict[str, float]:
     """Sharpness: Laplacian and Sobel magnitude of the binned frame in units of its noise.
 
@@ -293,16 +310,11 @@ def focus_features(view: FrameView) -> dict[str, float]:
         trailing lower them.
     """
     image = view.significance
-    lap = cv2.Laplacian(image, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
-    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)[1:-1, 1:-1]
-    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)[1:-1, 1:-1]
-    sobel = cv2.magnitude(gx, gy)
-    _, lap_std = cv2.meanStdDev(lap)
-    _, sobel_std = cv2.meanStdDev(sobel)
+    lap, sobel = laplacian(image), sobel_magnitude(image)
     return {
-        "lap_var": float(lap_std[0, 0] ** 2),
+        "lap_var": float(lap.var(dtype=np.float64)),
         "lap_max": float(lap.max()),
-        "sobel_var": float(sobel_std[0, 0] ** 2),
+        "sobel_var": float(sobel.var(dtype=np.float64)),
         "sobel_max": float(sobel.max()),
     }
 

@@ -30,6 +30,9 @@ CAMERA_DEPENDENT = {"mean", "median", "std", "sigma", "p01", "p99", "max", "nois
                     "bin_factor", "n_blobs", "line_angle", "line_snr_angle", "n_psf_stars",
                     "lap_max", "sobel_max"}
 ANY = "any"
+# Early stopping holds out 15 % of the frames, stratified: only worth it (and only
+# possible) when both sides of a class have enough frames.
+_MIN_FOR_EARLY_STOP = 20
 
 
 def shipped_model_path() -> Path:
@@ -63,7 +66,8 @@ class FrameClassifier:
     ----------
     max_iter, learning_rate, max_leaf_nodes, l2_regularization :
         Passed to every ``HistGradientBoostingClassifier``, which stops early when 20
-        rounds bring nothing on a 15 % validation split.
+        rounds bring nothing on a 15 % validation split (classes with at least 20
+        frames on each side).
     threshold : float
         Probability above which a class (or "any anomaly") is predicted.
     seed : int
@@ -93,7 +97,8 @@ class FrameClassifier:
             booster = HistGradientBoostingClassifier(
                 max_iter=self.max_iter, learning_rate=self.learning_rate,
                 max_leaf_nodes=self.max_leaf_nodes, l2_regularization=self.l2_regularization,
-                early_stopping=True, validation_fraction=0.15, n_iter_no_change=20,
+                early_stopping=bool(min(y.sum(), (~y).sum()) >= _MIN_FOR_EARLY_STOP),
+                validation_fraction=0.15, n_iter_no_change=20,
                 class_weight="balanced", random_state=self.seed)
             self.models[name] = booster.fit(x, y)
         return self

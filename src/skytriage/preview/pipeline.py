@@ -191,11 +191,38 @@ def _drop_odd_shapes(table: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, 
     return table[~odd].reset_index(drop=True), failed
 
 
+# The features that speak for each class, shown as the reason of a decision.
+REASON_FEATURES = {
+    "satellite": ("line_snr", "n_lines", "line_len_max"),
+    "slew": ("top_elong", "pct_elongated", "rel_n_blobs"),
+    "tracking": ("ellipticity", "rel_ellipticity", "elong_coherence"),
+    "cloud": ("bkg_structure", "rel_n_blobs", "rel_median"),
+    "obstruction": ("edge_dark", "dark_area", "rel_n_blobs"),
+    "defocus": ("fwhm", "psf_hollow", "rel_fwhm"),
+    "background": ("rel_median", "bkg_gradient", "rel_n_blobs"),
+    "camera": ("row_peak", "col_peak", "row_jump"),
+}
+
+
+def reasons(table: pd.DataFrame, labels: pd.Series) -> pd.Series:
+    """Why each anomalous frame got its labels: the key features of every label."""
+    out = []
+    for (_, row), names in zip(table.iterrows(), labels, strict=True):
+        parts = []
+        for name in str(names).split(";"):
+            keys = [k for k in REASON_FEATURES.get(name, ()) if k in row]
+            if keys:
+                parts.append(f"{name}: " + ", ".join(f"{k}={row[k]:.3g}" for k in keys))
+        out.append("; ".join(parts))
+    return pd.Series(out, index=table.index)
+
+
 def score(table: pd.DataFrame, model: FrameClassifier,
           saturated: pd.Series | None = None) -> pd.DataFrame:
     """Add outlier evidence, class probabilities and the contract columns.
 
-    A frame is anomalous when the classifier says so, when it is saturated, or when all
+    ``reason`` names the key features of each label (:data:`REASON_FEATURES`) and their
+    values. A frame is anomalous when the classifier says so, when it is saturated, or when all
     three outlier detectors agree and its robust z passes :data:`OUTLIER_OVERRIDE_Z`.
     ``anomaly_score`` is the classifier's probability of any anomaly, raised to 1 for
     frames the override catches.
@@ -216,6 +243,7 @@ def score(table: pd.DataFrame, model: FrameClassifier,
                              "frame": table["frame"].astype(np.int64),
                              "anomaly_score": score_column.astype(np.float32)})
     contract = contract.join(decision)
+    contract["reason"] = reasons(table, decision["labels"])
     rest = table.drop(columns=["path", "dataset", "frame"])
     return pd.concat([contract, outliers, proba, rest], axis=1).reset_index(drop=True)
 
@@ -272,7 +300,7 @@ def rescore(result_dir: str | os.PathLike,
     return result
 
 
-_DECISION_COLUMNS = {"anomaly_score", "is_anomaly", "label", "labels", "robust_z",
+_DECISION_COLUMNS = {"anomaly_score", "is_anomaly", "label", "labels", "reason", "robust_z",
                      "dbscan_outlier", "iforest_score", "iforest_outlier", "dbscan_outlier_all",
                      "iforest_outlier_all", "p_any", "p_satellite", "p_slew", "p_tracking",
                      "p_cloud", "p_obstruction", "p_defocus", "p_background", "p_camera"}

@@ -168,7 +168,7 @@ def write_report(result: PreviewResult, path: str | os.PathLike, evaluation=None
             report.figure(feature_figure(frames, name), f"{name}: red points are anomalous.")
         report.heading("Anomalous frames")
         report.table(frames.loc[frames["is_anomaly"], ["path", "dataset", "frame",
-                                                       "anomaly_score", "label", "labels"]])
+                                                       "anomaly_score", "labels", "reason"]])
     if result.flagged:
         report.heading("Frames kept out of the dataset medians")
         report.table(pd.DataFrame(result.flagged))
