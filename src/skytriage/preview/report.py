@@ -51,7 +51,7 @@ def score_figure(frames: pd.DataFrame) -> plt.Figure:
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("p(anomaly)")
         ax.set_title(name, fontsize=9, loc="left")
-        ax.legend(fontsize=7, ncol=5, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.02))
     axes[-1, 0].set_xlabel("frame")
     fig.tight_layout()
     return fig
