@@ -24,7 +24,6 @@ from astropy.visualization import (
 )
 from PIL import Image
 
-import skytriage
 from skytriage.io import atomic_path, read_frame, read_header, write_json
 
 STRETCHES = ("zscale", "asinh")
@@ -161,8 +160,9 @@ def cached_overlays(file: Path, cache_dir: Path) -> dict:
         When it cannot be read as a frame.
     """
     from skytriage.preview import overlays
+    from skytriage.preview.features import FEATURE_VERSION
 
-    target = cache_dir / f"{cache_key(file, 'overlays', skytriage.__version__)}.json"
+    target = cache_dir / f"{cache_key(file, 'overlays', FEATURE_VERSION)}.json"
     if target.exists():
         return json.loads(target.read_text(encoding="utf-8"))
     found = overlays(file)

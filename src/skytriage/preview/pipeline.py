@@ -19,11 +19,16 @@ import pandas as pd
 
 from skytriage.io import find_datasets, read_frame, write_csv, write_parquet
 from skytriage.parallel import Outcome, map_inputs
-from skytriage.preview.detect import ROBUST_Z_THRESHOLD, outlier_columns
+from skytriage.preview.detect import ANOMALY_CLASSES, ROBUST_Z_THRESHOLD, outlier_columns
 from skytriage.preview.features import FEATURE_VERSION, add_relative_features, frame_features
-from skytriage.preview.model import FrameClassifier, decide
+from skytriage.preview.model import ANY, FrameClassifier, decide
 
 CONTRACT_COLUMNS = ["path", "dataset", "frame", "anomaly_score", "is_anomaly", "label", "labels"]
+# Columns that :func:`score` writes: dropped to get back the measured features of a result.
+DECISION_COLUMNS = {
+    "anomaly_score", "is_anomaly", "label", "labels", "reason", "robust_z", "dbscan_outlier",
+    "iforest_score", "iforest_outlier", "dbscan_outlier_all", "iforest_outlier_all",
+    f"p_{ANY}", *(f"p_{c}" for c in ANOMALY_CLASSES)}
 CACHE_NAME = ".cache/features.jsonl"
 SATURATED_PERCENT = 20.0
 # A frame the classifier calls normal is still anomalous when every outlier detector
@@ -292,15 +297,10 @@ def rescore(result_dir: str | os.PathLike,
     classifier = model if isinstance(model, FrameClassifier) else FrameClassifier.load(model)
     out = Path(result_dir)
     frames = pd.read_parquet(out / "frames.parquet")
-    keep = [c for c in frames.columns if c not in _DECISION_COLUMNS]
+    keep = [c for c in frames.columns if c not in DECISION_COLUMNS]
     table = frames[keep]
     saturated = table["pct_saturated"] > SATURATED_PERCENT
     result = PreviewResult(score(table, classifier, saturated), model_card=classifier.card)
     result.write(out)
     return result
 
-
-_DECISION_COLUMNS = {"anomaly_score", "is_anomaly", "label", "labels", "reason", "robust_z",
-                     "dbscan_outlier", "iforest_score", "iforest_outlier", "dbscan_outlier_all",
-                     "iforest_outlier_all", "p_any", "p_satellite", "p_slew", "p_tracking",
-                     "p_cloud", "p_obstruction", "p_defocus", "p_background", "p_camera"}

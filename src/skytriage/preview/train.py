@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from skytriage.errors import SkytriageInputError
 from skytriage.io import write_parquet
 from skytriage.preview.detect import ANOMALY_CLASSES, LABELS
 from skytriage.preview.model import MODEL_NAME, FrameClassifier, shipped_model_path
-from skytriage.preview.pipeline import _DECISION_COLUMNS, measure, rescore
+from skytriage.preview.pipeline import DECISION_COLUMNS, measure, rescore
 
 TRAINING_TABLE = "preview_training.parquet"
 DEFAULT_SIZES = ((512, 512), (512, 768), (768, 768), (1024, 1024))
@@ -54,7 +54,6 @@ class SimulationPlan:
     sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES
     psf: str = "moffat"
     fwhm_range: tuple[float, float] = (1.8, 3.8)
-    extra: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
         """JSON-ready description for the model card."""
@@ -132,7 +131,7 @@ def hand_labelled_table(result_dirs: Sequence[str | os.PathLike],
     tables = []
     for result in result_dirs:
         frames = pd.read_parquet(Path(result) / "frames.parquet")
-        frames = frames[[c for c in frames.columns if c not in _DECISION_COLUMNS]]
+        frames = frames[[c for c in frames.columns if c not in DECISION_COLUMNS]]
         frames = frames.assign(abspath=frames["path"].map(os.path.abspath))
         keys = ["abspath", "frame"] if "frame" in labels else ["abspath"]
         matched = frames.merge(labels.assign(abspath=labels["path"].map(os.path.abspath))

@@ -23,6 +23,7 @@ Angles are in degrees, measured from the +x (column) axis towards +y (row).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,30 +79,16 @@ def _subpixel_offsets(oversample: int) -> np.ndarray:
     return ((np.arange(oversample) + 0.5) / oversample - 0.5).astype(np.float32)
 
 
-class PSF:
-    """Base class: oversampled pixel integration, disk footprint, normalised stamps."""
+class PSF(ABC):
+    """What every PSF offers: pixel values, stamp radius, footprint, normalised stamps."""
 
-    oversample: int = 3
-
-    def profile(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        """Surface brightness (fraction of the flux per px^2) at offsets ``dx, dy`` (px)."""
-        raise NotImplementedError
-
+    @abstractmethod
     def evaluate(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
         """Pixel-integrated PSF at pixel-centre offsets ``dx, dy`` (px), float32."""
-        dx = np.asarray(dx, dtype=np.float32)
-        dy = np.asarray(dy, dtype=np.float32)
-        sub = _subpixel_offsets(self.oversample)
-        total = np.zeros(np.broadcast_shapes(dx.shape, dy.shape), dtype=np.float32)
-        for sy in sub:
-            for sx in sub:
-                total += self.profile(dx + sx, dy + sy)
-        total /= sub.size**2
-        return total
 
+    @abstractmethod
     def radius(self, flux: np.ndarray, threshold: float) -> np.ndarray:
         """Stamp half-size (px, int64) so that the pixels left out hold < ``threshold`` e-."""
-        raise NotImplementedError
 
     def footprint(self, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """Row and column offsets ``(oy, ox)`` (int64, shape ``(K,)``) of a stamp."""
@@ -118,8 +105,30 @@ class PSF:
         return (values / values.sum()).astype(np.float32)
 
 
+class ProfilePSF(PSF):
+    """A PSF given by its surface brightness, integrated over each pixel by oversampling."""
+
+    oversample: int = 3
+
+    @abstractmethod
+    def profile(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """Surface brightness (fraction of the flux per px^2) at offsets ``dx, dy`` (px)."""
+
+    def evaluate(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """Pixel-integrated PSF at pixel-centre offsets ``dx, dy`` (px), float32."""
+        dx = np.asarray(dx, dtype=np.float32)
+        dy = np.asarray(dy, dtype=np.float32)
+        sub = _subpixel_offsets(self.oversample)
+        total = np.zeros(np.broadcast_shapes(dx.shape, dy.shape), dtype=np.float32)
+        for sy in sub:
+            for sx in sub:
+                total += self.profile(dx + sx, dy + sy)
+        total /= sub.size**2
+        return total
+
+
 @dataclass(frozen=True)
-class Gaussian(PSF):
+class Gaussian(ProfilePSF):
     """Circular Gaussian PSF, integrated exactly over each pixel.
 
     Parameters
@@ -154,7 +163,7 @@ class Gaussian(PSF):
 
 
 @dataclass(frozen=True)
-class Moffat(PSF):
+class Moffat(ProfilePSF):
     """Moffat PSF, ``I(r) = (beta - 1) / (pi alpha^2) (1 + r^2 / alpha^2)^-beta``.
 
     Parameters
@@ -190,7 +199,7 @@ class Moffat(PSF):
 
 
 @dataclass(frozen=True)
-class Donut(PSF):
+class Donut(ProfilePSF):
     """Defocused PSF: the image of an annular (centrally obscured) pupil, edges blurred.
 
     Parameters
