@@ -5,11 +5,10 @@ candidates in ``S_corr``, scores them with a CNN and measures them; the returned
 :class:`TransientResult` has ``.transients`` (the catalogue) and ``.write(out_dir)``.
 """
 
-from __future__ import annotations
+from skytriage._lazy import lazy_exports
 
-from skytriage.transients.model import TransientScorer
-from skytriage.transients.pipeline import TransientResult, grid_detect, run
-from skytriage.transients.simulate import PairConfig, simulate_pair
-
-__all__ = ["PairConfig", "TransientResult", "TransientScorer", "grid_detect", "run",
-           "simulate_pair"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "model": ("TransientScorer",),
+    "pipeline": ("TransientResult", "grid_detect", "run"),
+    "simulate": ("PairConfig", "simulate_pair"),
+})
