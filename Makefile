@@ -28,10 +28,15 @@ real-data: $(STAMP)
 test: $(STAMP) real-data
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) real-data
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,peers]"
 	$(BIN)/python benchmarks/bench_io.py --out $(BENCH)
 	$(BIN)/python benchmarks/bench_sky.py --out $(BENCH)
 	$(BIN)/python benchmarks/bench_preview.py --out $(BENCH)
+	$(BIN)/python benchmarks/bench_crmask.py --out $(BENCH) --real .cache/real-data
+	$(BIN)/python benchmarks/bench_ramp.py --out $(BENCH)
+	$(BIN)/python benchmarks/bench_transients.py --out $(BENCH)
+	$(BIN)/python benchmarks/bench_events.py --out $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

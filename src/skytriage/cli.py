@@ -7,10 +7,18 @@ from typing import Annotated
 import typer
 
 from skytriage import __version__
-from skytriage.clikit import CliState, not_built, run_guarded, setup_logging
+from skytriage.clikit import CliState, run_guarded, setup_logging
+from skytriage.crmask.cli import app as crmask_app
+from skytriage.crmask.cli import simulate_crmask_command
 from skytriage.dashboard.cli import dashboard_command
+from skytriage.events.cli import app as events_app
+from skytriage.events.cli import simulate_events_command
 from skytriage.preview.cli import app as preview_app
 from skytriage.preview.cli import simulate_frames_command
+from skytriage.ramp.cli import app as ramp_app
+from skytriage.ramp.cli import simulate_ramp_command
+from skytriage.transients.cli import app as transients_app
+from skytriage.transients.cli import simulate_transients_command
 
 app = typer.Typer(
     name="skytriage",
@@ -22,7 +30,14 @@ app = typer.Typer(
 )
 simulate_app = typer.Typer(help="Write labelled synthetic data for one task.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
-app.add_typer(preview_app, name="preview")
+for _name, _task_app, _simulate in (
+        ("preview", preview_app, None), ("crmask", crmask_app, simulate_crmask_command),
+        ("ramp", ramp_app, simulate_ramp_command),
+        ("transients", transients_app, simulate_transients_command),
+        ("events", events_app, simulate_events_command)):
+    app.add_typer(_task_app, name=_name)
+    if _simulate is not None:
+        simulate_app.command(_name)(_simulate)
 simulate_app.command("frames")(simulate_frames_command)
 app.command("dashboard")(dashboard_command)
 
@@ -45,35 +60,6 @@ def root(
     """Find what is wrong, and what is new, in astronomical detector data."""
     ctx.obj = CliState(verbose=verbose, json=json_out)
     setup_logging(verbose)
-
-
-_NOT_BUILT_SIMULATORS = {"crmask": 5, "ramp": 6, "transients": 7, "events": 8}
-_NOT_BUILT_TASKS = {"crmask": (5, "cosmic-ray masks and inpainting for single exposures"),
-                    "ramp": (6, "cosmic rays, telegraph noise and snowballs in up-the-ramp cubes"),
-                    "transients": (7, "new and changed sources in reference/science pairs"),
-                    "events": (8, "meteors and fast transients in per-pixel time series")}
-
-
-def _not_built_command(ctx: typer.Context) -> None:
-    """Stand-in for a designed command that is not built yet."""
-    parent = ctx.parent.info_name if ctx.parent is not None else ""
-    if parent == "simulate":
-        not_built(f"simulate {ctx.info_name}", _NOT_BUILT_SIMULATORS[ctx.info_name])
-    not_built(ctx.info_name, _NOT_BUILT_TASKS[ctx.info_name][0])
-
-
-def _register_not_built() -> None:
-    """Commands of the design that are not built yet: listed in --help, exit 2 when called."""
-    settings = {"ignore_unknown_options": True, "allow_extra_args": True}
-    for kind, issue in _NOT_BUILT_SIMULATORS.items():
-        simulate_app.command(kind, help=f"(not built yet: issue {issue})",
-                             context_settings=settings)(_not_built_command)
-    for name, (issue, what) in _NOT_BUILT_TASKS.items():
-        app.command(name, help=f"{what.capitalize()} (not built yet: issue {issue}).",
-                    context_settings=settings)(_not_built_command)
-
-
-_register_not_built()
 
 
 def main() -> None:

@@ -105,11 +105,6 @@ def finish(ctx: typer.Context, summary: RunSummary, out_dir: os.PathLike,
     raise typer.Exit(summary.exit_code)
 
 
-def not_built(name: str, issue: int) -> NoReturn:
-    """Say that a command exists in the design but is not built yet, and exit 2."""
-    fail_usage(f"'skytriage {name}' is not built yet (tracked in issue {issue}).")
-
-
 def run_guarded(app: typer.Typer) -> None:
     """Run the Typer app; turn input and usage errors into one line and exit code 2."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from rich.progress import Progress
 from torch import nn
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,6 +91,8 @@ def train_steps(model: nn.Module, next_batch: Callable[[np.random.Generator], Ba
             history.step.append(step)
             history.train_loss.append(float(np.mean(running)))
             history.validation_loss.append(val)
+            log.info("step %d/%d: training loss %.4f, validation loss %.4f", step, steps,
+                     history.train_loss[-1], val)
             running.clear()
             score = val if validation else -step
             if score < best_loss:
