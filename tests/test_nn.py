@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from skytriage.errors import SkytriageInputError
-from skytriage.nn import UNet, load_checkpoint, save_checkpoint, tile_starts, tiled_apply, \
-    train_steps
+from skytriage.nn import (
+    UNet,
+    load_checkpoint,
+    save_checkpoint,
+    tile_starts,
+    tiled_apply,
+    train_steps,
+)
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(1000, 256, 32), (256, 256, 32), (90, 256, 32),
