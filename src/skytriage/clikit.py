@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,17 @@ def fail_usage(message: str) -> NoReturn:
     """Print a one-line usage error and exit with code 2."""
     console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1000-1029"``, ``"7"`` or ``"1,5,9"`` -> list of seeds; a usage error otherwise."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", part)
+        if not match:
+            fail_usage(f"seeds {text!r}: expected FIRST-LAST or a comma-separated list")
+        seeds.extend(range(int(match.group(1)), int(match.group(2) or match.group(1)) + 1))
+    return seeds
 
 
 def finish(ctx: typer.Context, summary: RunSummary, out_dir: os.PathLike,

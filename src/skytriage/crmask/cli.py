@@ -15,6 +15,7 @@ from skytriage.clikit import (
     OutOption,
     fail_usage,
     finish,
+    parse_seeds,
     show_progress,
 )
 from skytriage.errors import SkytriageInputError
@@ -32,14 +33,6 @@ def _range(text: str, name: str) -> tuple[float, float]:
     if not match or float(match[1]) > float(match[2]):
         fail_usage(f"--{name} must be LOW,HIGH (e.g. 1.2,2.0), not {text!r}")
     return float(match[1]), float(match[2])
-
-
-def _seeds(text: str) -> list[int]:
-    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", text)
-    if not match:
-        fail_usage(f"seeds must be N or FIRST-LAST, not {text!r}")
-    first = int(match[1])
-    return list(range(first, int(match[2] or first) + 1))
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -124,7 +117,7 @@ def train_command(
 
     summary = RunSummary("crmask train", [], {"seeds": seeds, "size": size, "steps": steps})
     with summary.timed("train_s"):
-        cards = train_and_save(out, _seeds(seeds), _seeds(validation_seeds), _shape(size),
+        cards = train_and_save(out, parse_seeds(seeds), parse_seeds(validation_seeds), _shape(size),
                                steps=steps, inpaint_steps=inpaint_steps, width=width,
                                seed=seed, command=" ".join(summary.argv),
                                init=str(init) if init else None, lr=lr,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from skytriage.clikit import DefaultCommandGroup, JsonOption, OutOption, fail_usage, finish
+from skytriage.clikit import (
+    DefaultCommandGroup,
+    JsonOption,
+    OutOption,
+    fail_usage,
+    finish,
+    parse_seeds,
+)
 from skytriage.io import RunSummary
 
 app = typer.Typer(cls=DefaultCommandGroup, no_args_is_help=True,
@@ -20,17 +26,6 @@ SeedsOption = Annotated[str, typer.Option(
     help="Simulated sessions FIRST-LAST (or a,b,c); the kinds ocean, cities, clouds, "
          "moonlit are taken in turn.")]
 FramesOption = Annotated[int, typer.Option(min=64, help="Frames per simulated session.")]
-
-
-def _parse_seeds(text: str) -> list[int]:
-    """``"1-8"``, ``"7"`` or ``"1,5,9"`` -> list of seeds."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", part)
-        if not match:
-            fail_usage(f"seeds {text!r}: expected FIRST-LAST or a comma-separated list")
-        seeds.extend(range(int(match.group(1)), int(match.group(2) or match.group(1)) + 1))
-    return seeds
 
 
 def _out_dir(out: Path, cube: Path, many: bool) -> Path:
@@ -109,7 +104,7 @@ def evaluate_command(
     unknown = [m for m in [*chosen, pipeline] if m not in METHODS]
     if unknown:
         fail_usage(f"unknown model(s) {', '.join(unknown)}; expected {', '.join(METHODS)}")
-    plan = session_plan(_parse_seeds(seeds), frames)
+    plan = session_plan(parse_seeds(seeds), frames)
     if len(plan) < 2:
         fail_usage("leave-one-session-out needs at least two sessions (--seeds)")
     summary = RunSummary("events evaluate", [], {"seeds": seeds, "frames": frames,
@@ -145,8 +140,8 @@ def train_command(
 
     if method not in METHODS:
         fail_usage(f"unknown model {method!r}; expected {', '.join(METHODS)}")
-    plan = session_plan(_parse_seeds(seeds), frames)
-    held_plan = session_plan(_parse_seeds(validation_seeds), frames) if validation_seeds else []
+    plan = session_plan(parse_seeds(seeds), frames)
+    held_plan = session_plan(parse_seeds(validation_seeds), frames) if validation_seeds else []
     summary = RunSummary("events train", [], {"seeds": seeds, "frames": frames,
                                               "validation_seeds": validation_seeds,
                                               "method": method})

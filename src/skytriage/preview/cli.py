@@ -16,6 +16,7 @@ from skytriage.clikit import (
     WorkersOption,
     fail_usage,
     finish,
+    parse_seeds,
     show_progress,
 )
 from skytriage.io import RunSummary
@@ -159,7 +160,7 @@ def train_command(
                           "datasets": datasets, "frames": frames, "sizes": sizes,
                           "labels": labels, "no_simulated": no_simulated})
     work = work or out / "training-data"
-    plan = training.SimulationPlan(seeds=_parse_seeds(seeds), n_datasets=datasets,
+    plan = training.SimulationPlan(seeds=parse_seeds(seeds), n_datasets=datasets,
                                    frames_per_dataset=frames,
                                    sizes=[_parse_size(s) for s in sizes.split(",")])
     tables = []
@@ -181,7 +182,7 @@ def train_command(
         model = training.fit_classifier(table)
     validation = None
     if validation_seeds and not no_simulated:
-        held_out = training.SimulationPlan(seeds=_parse_seeds(validation_seeds),
+        held_out = training.SimulationPlan(seeds=parse_seeds(validation_seeds),
                                            n_datasets=datasets, frames_per_dataset=frames,
                                            sizes=plan.sizes)
         with summary.timed("validate_s"):
@@ -194,18 +195,6 @@ def train_command(
     summary.count("hand_labelled", n_hand)
     summary.extra["validation"] = validation
     finish(ctx, summary, out, json_out)
-
-
-def _parse_seeds(text: str) -> list[int]:
-    """``"1000-1029"`` or ``"7"`` or ``"1,5,9"`` -> list of seeds."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", part)
-        if not match:
-            fail_usage(f"seeds {text!r}: expected FIRST-LAST or a comma-separated list")
-        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
-        seeds.extend(range(first, last + 1))
-    return seeds
 
 
 def _parse_size(text: str) -> tuple[int, int]:

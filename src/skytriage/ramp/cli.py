@@ -11,8 +11,8 @@ from skytriage.clikit import (
     DefaultCommandGroup,
     JsonOption,
     OutOption,
-    fail_usage,
     finish,
+    parse_seeds,
     show_progress,
 )
 from skytriage.errors import SkytriageInputError
@@ -189,14 +189,14 @@ def train_command(
                          {"seeds": seeds, "validation_seeds": validation_seeds,
                           "groups": lengths, "steps": steps, "width": width})
     with summary.timed("simulate_s"):
-        inputs, labels = training_set(settings, _seeds(seeds), lengths, progress=typer.echo)
-        check_x, check_y = training_set(settings, _seeds(validation_seeds)[:1], lengths[-1:])
+        inputs, labels = training_set(settings, parse_seeds(seeds), lengths, progress=typer.echo)
+        check_x, check_y = training_set(settings, parse_seeds(validation_seeds)[:1], lengths[-1:])
     net = RampNet(width=width)
     with summary.timed("fit_s"):
         history = net.fit(inputs, labels, steps=steps, validation=(check_x[0], check_y[0]),
                           progress=show_progress())
     with summary.timed("validate_s"):
-        scores = held_out_scores(net, settings, _seeds(validation_seeds), lengths)
+        scores = held_out_scores(net, settings, parse_seeds(validation_seeds), lengths)
     card = {"model": "ramp 3-D U-Net (telegraph-noise arbiter)",
             "parameters": net.n_parameters(),
             "training_data": {"simulator": "skytriage simulate ramp", "seeds": seeds,
@@ -209,14 +209,6 @@ def train_command(
     summary.extra["held_out"] = scores
     summary.count("done", sum(len(x) for x in inputs))
     finish(ctx, summary, out, json_out)
-
-
-def _seeds(text: str) -> list[int]:
-    first, _, last = text.partition("-")
-    try:
-        return list(range(int(first), int(last or first) + 1))
-    except ValueError:
-        fail_usage(f"seeds {text!r}: expected FIRST-LAST, e.g. 1000-1011")
 
 
 def simulate_ramp_command(

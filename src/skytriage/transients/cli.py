@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from skytriage.clikit import DefaultCommandGroup, JsonOption, OutOption, fail_usage, finish
+from skytriage.clikit import (
+    DefaultCommandGroup,
+    JsonOption,
+    OutOption,
+    fail_usage,
+    finish,
+    parse_seeds,
+)
 from skytriage.io import RunSummary
 
 app = typer.Typer(cls=DefaultCommandGroup, no_args_is_help=True,
@@ -128,8 +134,8 @@ def train_command(
                                                   "grid_fraction": grid_fraction})
     config = PairConfig(shape=(size, size), transients_per_mpix=120.0)
     with summary.timed("simulate_s"):
-        train = tile_set(_parse_seeds(seeds), config, grid_fraction)
-        held_out = tile_set(_parse_seeds(validation_seeds), config, grid_fraction)
+        train = tile_set(parse_seeds(seeds), config, grid_fraction)
+        held_out = tile_set(parse_seeds(validation_seeds), config, grid_fraction)
     scorer = TransientScorer.new()
     with summary.timed("fit_s"):
         history = scorer.fit(train.tiles, train.labels, train.offsets, steps=steps, seed=seed,
@@ -196,17 +202,6 @@ def evaluate_command(
         summary.count("done", evaluation.summary["pairs"])
         typer.echo(evaluation.markdown())
     finish(ctx, summary, out, json_out)
-
-
-def _parse_seeds(text: str) -> list[int]:
-    """``"1000-1029"``, ``"7"`` or ``"1,5,9"`` -> list of seeds."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", part)
-        if not match:
-            fail_usage(f"seeds {text!r}: expected FIRST-LAST or a comma-separated list")
-        seeds.extend(range(int(match.group(1)), int(match.group(2) or match.group(1)) + 1))
-    return seeds
 
 
 def simulate_transients_command(
