@@ -11,6 +11,7 @@ from skytriage.nn import (
     UNet,
     load_checkpoint,
     save_checkpoint,
+    seed_everything,
     tile_starts,
     tiled_apply,
     train_steps,
@@ -44,7 +45,9 @@ def test_tiled_apply_matches_a_whole_image_convolution():
 
 def test_training_lowers_the_loss_and_keeps_the_best_weights(tmp_path):
     """A tiny U-Net learns to find bright single pixels in noise."""
+    seed_everything(0)
     net = UNet(1, 1, width=4, depth=1)
+    loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
 
     def batch(rng):
         x = rng.normal(size=(8, 1, 32, 32)).astype(np.float32)
@@ -52,10 +55,12 @@ def test_training_lowers_the_loss_and_keeps_the_best_weights(tmp_path):
         return torch.from_numpy(x + 8 * y), torch.from_numpy(y)
 
     validation = [batch(np.random.default_rng(99))]
-    history = train_steps(net, batch, torch.nn.functional.binary_cross_entropy_with_logits,
-                          steps=150, rng=np.random.default_rng(1), validation=validation,
-                          eval_every=50, lr=1e-2)
-    assert history.validation_loss[-1] < 0.5 * history.validation_loss[0]
+    with torch.inference_mode():
+        untrained = float(loss_fn(net.eval()(validation[0][0]), validation[0][1]))
+    history = train_steps(net, batch, loss_fn, steps=150, rng=np.random.default_rng(1),
+                          validation=validation, eval_every=50, lr=1e-2)
+    # over six torch seeds the loss fell from ~0.7 to 0.04-0.13
+    assert min(history.validation_loss) < 0.35 * untrained
     path = save_checkpoint(tmp_path / "sub" / "m.pt", net, {"width": 4}, {"name": "m"})
     config, state = load_checkpoint(path)
     assert config == {"width": 4} and path.with_suffix(".json").exists()
