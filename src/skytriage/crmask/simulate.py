@@ -23,6 +23,7 @@ from astropy.io import fits
 from astropy.table import Table
 from scipy import ndimage
 
+from skytriage.crmask.detect import BIT_COSMIC_RAY, BIT_SATURATED
 from skytriage.io import write_ecsv, write_fits
 from skytriage.sky.noise import poisson
 from skytriage.sky.psf import PSF, Gaussian, Moffat
@@ -31,9 +32,6 @@ from skytriage.sky.stars import power_law_fluxes, render_stars
 TRUTH_SIGMA = 2.0
 """A pixel is a cosmic-ray pixel when its deposit exceeds this many times its noise."""
 
-BIT_COSMIC_RAY = 1
-BIT_BAD = 8
-BIT_SATURATED = 32
 
 CR_KINDS = ("track", "worm", "spot")
 
