@@ -10,13 +10,11 @@ background) and the thresholds, and is what ships in ``skytriage/weights/``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -188,25 +186,18 @@ class EventsModel:
 
     def save(self, path: str | os.PathLike, card: dict | None = None) -> Path:
         """Write the model (joblib) and its card (JSON beside it, same stem)."""
-        from skytriage.io import atomic_path, write_json
+        from skytriage.io.models import save_joblib_model
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.card = dict(card or self.card)
-        with atomic_path(path) as tmp:
-            joblib.dump(self, tmp, compress=3)
-        write_json(path.with_suffix(".json"), self.card)
-        return path
+        return save_joblib_model(path, self, self.card)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> EventsModel:
-        """Load a saved model; None loads the shipped one."""
-        path = Path(path) if path is not None else shipped_model_path()
-        model = joblib.load(path)
-        if not isinstance(model, cls):
-            raise TypeError(f"{path}: not a skytriage events model")
-        card_path = path.with_suffix(".json")
-        if card_path.exists():
-            model.card = json.loads(card_path.read_text())
+        """Load a saved model; ``None`` loads the shipped one."""
+        from skytriage.io.models import load_joblib_model
+
+        model, card = load_joblib_model(path if path is not None else shipped_model_path(), cls)
+        if card is not None:
+            model.card = card
         return model
 
