@@ -13,7 +13,7 @@ it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -49,6 +49,8 @@ class Background:
     centres: np.ndarray
     velocity: tuple[float, float]
     gain: float = 1.0
+    _right_of_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64),
+                                        repr=False, compare=False)
 
     def expected(self, start: int, stop: int) -> np.ndarray:
         """Background counts of frames ``start..stop-1``, float32 (stop - start, ny, nx)."""
@@ -58,17 +60,30 @@ class Background:
         """Background counts at pixel-frames (t, y, x), float32 (n,)."""
         if len(self.centres) == 1:
             return self.blocks[0, y, x]
-        right = np.clip(np.searchsorted(self.centres, t), 1, len(self.centres) - 1)
+        right = self._right_block(t)
         left = right - 1
         w = np.clip((t - self.centres[left]) / (self.centres[right] - self.centres[left]),
                     0, 1).astype(np.float32)
         lo, hi = self.blocks[left, y, x], self.blocks[right, y, x]
         return lo + (hi - lo) * w
 
-    def significance(self, cube: np.ndarray, start: int, stop: int) -> np.ndarray:
-        """``(counts - expected) / sqrt(gain * max(expected, 1))`` of frames start..stop-1."""
+    def _right_block(self, t: np.ndarray) -> np.ndarray:
+        """Index of the first block centre at or after each frame t (clipped to 1..B-1)."""
+        n_frames = int(t.max()) + 1 if t.size else 0
+        if len(self._right_of_frame) < n_frames:  # a table per frame: cheaper than a search
+            frames = np.arange(max(n_frames, int(self.centres[-1]) + 2))
+            self._right_of_frame = np.clip(np.searchsorted(self.centres, frames), 1,
+                                           len(self.centres) - 1)
+        return self._right_of_frame[t]
+
+    def significance(self, cube: np.ndarray, start: int, stop: int,
+                     out: np.ndarray | None = None) -> np.ndarray:
+        """``(counts - expected) / sqrt(gain * max(expected, 1))`` of frames start..stop-1.
+
+        Written into ``out`` (float32, shape (stop - start, ny, nx)) when given.
+        """
         expected = self.expected(start, stop)
-        z = cube[start:stop] - expected
+        z = np.subtract(cube[start:stop], expected, out=out)
         np.maximum(expected, 1, out=expected)
         expected *= np.float32(self.gain)
         np.sqrt(expected, out=expected)
@@ -146,26 +161,20 @@ def shifted(images: np.ndarray, dx: float, dy: float) -> np.ndarray:
     -------
     ndarray of float32, shape (B, ny, nx)
     """
-    ny, nx = images.shape[1:]
     ix, fx = int(np.floor(dx)), np.float32(dx - np.floor(dx))
     iy, fy = int(np.floor(dy)), np.float32(dy - np.floor(dy))
-    padded = np.full((images.shape[0], ny + 2, nx + 2), np.nan, np.float32)
-    padded[:, 1:-1, 1:-1] = images
+    b, ny, nx = images.shape
+    # pad wide enough that every sample (x + ix + {0, 1}, y + iy + {0, 1}) exists
+    py, px = abs(iy) + 1, abs(ix) + 1
+    padded = np.full((b, ny + 2 * py, nx + 2 * px), np.nan, np.float32)
+    padded[:, py:py + ny, px:px + nx] = images
 
     def window(oy: int, ox: int) -> np.ndarray:
-        out = np.full(images.shape, np.nan, np.float32)
-        ys = slice(max(0, -oy), min(ny, ny - oy))
-        xs = slice(max(0, -ox), min(nx, nx - ox))
-        src_y = slice(ys.start + oy + 1, ys.stop + oy + 1)
-        src_x = slice(xs.start + ox + 1, xs.stop + ox + 1)
-        if ys.start < ys.stop and xs.start < xs.stop:
-            out[:, ys, xs] = padded[:, src_y, src_x]
-        return out
+        return padded[:, py + oy:py + oy + ny, px + ox:px + ox + nx]
 
-    a, b = window(iy, ix), window(iy, ix + 1)
-    c, d = window(iy + 1, ix), window(iy + 1, ix + 1)
-    top = a + (b - a) * fx
-    return top + (c + (d - c) * fx - top) * fy
+    top = window(iy, ix) * (1 - fx) + window(iy, ix + 1) * fx
+    bottom = window(iy + 1, ix) * (1 - fx) + window(iy + 1, ix + 1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def block_background(means: np.ndarray, velocity_per_block: tuple[float, float],
@@ -203,12 +212,15 @@ def trimmed_mean(stack: np.ndarray) -> np.ndarray:
 
     With fewer than three values left it is their plain mean; NaN where none is.
     """
-    valid = np.isfinite(stack).sum(axis=0)
-    total = np.nansum(stack, axis=0)
+    finite = np.isfinite(stack)
+    valid = finite.sum(axis=0, dtype=np.int16)
+    total = np.where(finite, stack, np.float32(0)).sum(axis=0, dtype=np.float32)
     lowest, highest = np.fmin.reduce(stack, axis=0), np.fmax.reduce(stack, axis=0)
+    trimmed = valid >= 3
+    total[trimmed] -= lowest[trimmed] + highest[trimmed]
+    count = np.where(trimmed, valid - 2, valid).astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(valid >= 3, (total - lowest - highest) / np.maximum(valid - 2, 1),
-                        np.where(valid > 0, total / np.maximum(valid, 1), np.nan))
+        return np.where(count > 0, total / count, np.float32(np.nan))
 
 
 def interpolate_blocks(block_images: np.ndarray, centres: np.ndarray, start: int, stop: int

@@ -28,6 +28,11 @@ SUPPRESS = 12
 NEIGHBOUR_FRAMES = 8
 #: Smoothed significance that counts a pixel as lit.
 LIT_Z = 3.0
+#: Frames of a cube processed at once where a pass over the whole cube would leave the
+#: CPU cache (48 x 48 px: 1.2 MB of float32).
+CACHE_FRAMES = 128
+#: (dy, dx) of a pixel's eight neighbours.
+NEIGHBOURS_8 = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
 
 FEATURE_NAMES = (
     "peak", "peak_raw", "second_peak", "second_offset", "variance", "smooth_variance",
@@ -80,10 +85,21 @@ def concat(pieces: list[Candidates]) -> Candidates:
 
 def smooth3(z: np.ndarray) -> np.ndarray:
     """``(z[t-1] + z[t] + z[t+1]) / sqrt(3)`` along axis 0 (edges use what exists)."""
-    out = z.copy()
-    out[1:] += z[:-1]
-    out[:-1] += z[1:]
-    out *= np.float32(1 / np.sqrt(3))
+    out = np.empty_like(z)
+    n = len(z)
+    for start in range(0, n, CACHE_FRAMES):  # in pieces that stay in the CPU cache
+        stop = min(start + CACHE_FRAMES, n)
+        piece = out[start:stop]
+        np.copyto(piece, z[start:stop])
+        if start > 0:
+            piece += z[start - 1:stop - 1]
+        else:
+            piece[1:] += z[:stop - 1]
+        if stop < n:
+            piece += z[start + 1:stop + 1]
+        else:
+            piece[:-1] += z[start + 1:stop]
+        piece *= np.float32(1 / np.sqrt(3))
     return out
 
 
@@ -212,33 +228,28 @@ def context_features(zs: np.ndarray, residual_peak: np.ndarray, t: np.ndarray, y
     offsets = np.arange(-NEIGHBOUR_FRAMES, NEIGHBOUR_FRAMES + 1)
     frames = np.clip(t[:, None] + offsets[None, :], 0, n_frames - 1)
     peak = zs[t, y, x]
-    best = np.full(len(t), -np.inf, np.float32)
-    best_lag = np.zeros(len(t), np.float32)
-    lags, lit_count = [], np.zeros(len(t), np.float32)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == 0 and dx == 0:
-                continue
-            yy, xx = np.clip(y + dy, 0, ny - 1), np.clip(x + dx, 0, nx - 1)
-            series = zs[frames, yy[:, None], xx[:, None]]
-            at = series.argmax(axis=1)
-            value = series[np.arange(len(t)), at]
-            lag = offsets[at].astype(np.float32)
-            better = value > best
-            best = np.where(better, value, best)
-            best_lag = np.where(better, lag, best_lag)
-            lit = value >= LIT_Z
-            lit_count += lit
-            lags.append(np.where(lit, lag, np.nan))
-    lag_stack = np.stack(lags, axis=1)
-    any_lit = np.isfinite(lag_stack).any(axis=1)
-    spread = np.where(any_lit, np.fmax.reduce(lag_stack, axis=1)
-                      - np.fmin.reduce(lag_stack, axis=1), 0)
-    patch = np.zeros(len(t), np.float32)
-    for dy in range(-2, 3):
-        for dx in range(-2, 3):
-            yy, xx = np.clip(y + dy, 0, ny - 1), np.clip(x + dx, 0, nx - 1)
-            patch += zs[t, yy, xx] >= LIT_Z
+    ring_y, ring_x = (np.array(v) for v in zip(*NEIGHBOURS_8, strict=True))
+    yy = np.clip(y[:, None] + ring_y[None, :], 0, ny - 1)
+    xx = np.clip(x[:, None] + ring_x[None, :], 0, nx - 1)
+    series = zs[frames[:, :, None], yy[:, None, :], xx[:, None, :]]  # (n, frames, 8)
+    at = series.argmax(axis=1)
+    value = np.take_along_axis(series, at[:, None, :], axis=1)[:, 0]  # (n, 8)
+    lag = offsets[at].astype(np.float32)
+    strongest = value.argmax(axis=1)  # the first of equals, as the loop over dy, dx had it
+    rows = np.arange(len(t))
+    best, best_lag = value[rows, strongest], lag[rows, strongest]
+    lit = value >= LIT_Z
+    lit_count = lit.sum(axis=1).astype(np.float32)
+    lag_stack = np.where(lit, lag, np.nan)
+    any_lit = lit.any(axis=1)
+    with np.errstate(invalid="ignore"):
+        spread = np.where(any_lit, np.fmax.reduce(lag_stack, axis=1)
+                          - np.fmin.reduce(lag_stack, axis=1), 0)
+    near = np.arange(-2, 3)
+    yy = np.clip(y[:, None] + near[None, :], 0, ny - 1)
+    xx = np.clip(x[:, None] + near[None, :], 0, nx - 1)
+    patch = (zs[t[:, None, None], yy[:, :, None], xx[:, None, :]] >= LIT_Z).sum(
+        axis=(1, 2)).astype(np.float32)
     return {
         "log_counts": np.log10(np.maximum(residual_peak, 0.1)),
         "lit_in_frame": np.log1p(lit_per_frame).astype(np.float32),

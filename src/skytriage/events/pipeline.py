@@ -23,6 +23,7 @@ from astropy.io import fits
 from skytriage.errors import SkytriageInputError
 from skytriage.events.background import Background, background_model
 from skytriage.events.features import (
+    CACHE_FRAMES,
     WINDOW,
     Candidates,
     candidates,
@@ -37,8 +38,6 @@ from skytriage.io import read_cube, write_ecsv, write_fits
 
 #: Fewest frames a cube (or a stretch between gaps) needs: one classification window.
 MIN_FRAMES = WINDOW
-#: Frames processed at once (small enough for the CPU cache).
-CHUNK = 128
 #: Time between frames, in frame times, beyond which a gap splits the cube.
 GAP_FACTOR = 1.5
 EVENT_COLUMNS = ["event", "kind", "t_start", "t_end", "x", "y", "direction", "speed", "peak",
@@ -216,9 +215,9 @@ def analyse(cube: np.ndarray, bad: np.ndarray | None = None) -> Analysis:
     """
     background = background_model(cube)
     z = np.empty_like(cube)
-    for start in range(0, len(cube), CHUNK):
-        stop = min(start + CHUNK, len(cube))
-        z[start:stop] = background.significance(cube, start, stop)
+    for start in range(0, len(cube), CACHE_FRAMES):
+        stop = min(start + CACHE_FRAMES, len(cube))
+        background.significance(cube, start, stop, out=z[start:stop])
     if bad is not None and bad.any():
         z[bad] = 0
     zs = smooth3(z)
@@ -241,22 +240,18 @@ def score_events(analysis: Analysis, model: EventsModel, frame_time: float
     events = event_table(cands, scores, labels, t_lo, t_hi, analysis.residual_peak, frame_time,
                          analysis.background.velocity)
     proba = model.event_proba(events)
-    events = pd.concat([events, proba], axis=1)
+    p_meteor = proba["p_meteor"].to_numpy()
     kinds = np.asarray(EVENT_KINDS)
-    if len(events):
-        best = proba.to_numpy().argmax(axis=1)
-        kind = kinds[best]
-        # a meteor needs the event classifier and at least one of its pixel windows to agree
-        is_meteor = ((proba["p_meteor"].to_numpy() >= model.meteor_threshold)
-                     & (events["score_max"].to_numpy() >= METEOR_LIKE))
-        kind = np.where(is_meteor, "meteor", np.where(kind == "meteor", "background", kind))
-        events.insert(1, "kind", kind)
-        events["score"] = proba["p_meteor"].to_numpy()
-        events["duration_s"] = (events["t_end"] - events["t_start"] + 1) * frame_time
-    else:
-        events.insert(1, "kind", pd.Series(dtype=str))
-        events["score"] = pd.Series(dtype=float)
-        events["duration_s"] = pd.Series(dtype=float)
+    kind = kinds[proba.to_numpy().argmax(axis=1)] if len(events) else kinds[:0]
+    # a meteor needs the event classifier and at least one of its pixel windows to agree
+    is_meteor = (p_meteor >= model.meteor_threshold) & (
+        events["score_max"].to_numpy() >= METEOR_LIKE)
+    kind = np.where(is_meteor, "meteor", np.where(kind == "meteor", "background", kind))
+    extra = pd.DataFrame({"kind": kind.astype(object), "score": p_meteor,
+                          "duration_s": (events["t_end"] - events["t_start"] + 1).to_numpy()
+                          * frame_time}, index=events.index)
+    events = pd.concat([events[["event"]], extra[["kind"]], events.drop(columns="event"),
+                        proba, extra[["score", "duration_s"]]], axis=1)
     cands.features["score"] = scores
     cands.features["event"] = labels
     return scores, events

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from skytriage.events.features import Candidates
 
@@ -84,10 +83,8 @@ def group(cands: Candidates, scores: np.ndarray | None = None
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
     t_lo, t_hi = lit_runs(cands.windows, cands.t)
-    points = np.column_stack([cands.x, cands.y, cands.t / LINK_FRAMES]).astype(np.float64)
-    pairs = cKDTree(points).query_pairs(1.0 + 1e-9, p=np.inf, output_type="ndarray")
-    if len(pairs):
-        i, j = pairs[:, 0], pairs[:, 1]
+    i, j = touching_pairs(cands.x, cands.y, cands.t, LINK_FRAMES)
+    if len(i):
         close = (t_lo[i] <= t_hi[j] + LINK_GAP) & (t_lo[j] <= t_hi[i] + LINK_GAP)
         i, j = i[close], j[close]
         if scores is not None:
@@ -96,11 +93,51 @@ def group(cands: Candidates, scores: np.ndarray | None = None
     else:
         i = j = np.zeros(0, np.int64)
     labels = _components(i, j, n)
-    first = pd.Series(t_lo).groupby(labels).min()
-    order = np.argsort(first.to_numpy(), kind="stable")
+    first = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, labels, t_lo)
+    order = np.argsort(first, kind="stable")
     renumber = np.empty(len(order), np.int64)
     renumber[order] = np.arange(len(order))
     return renumber[labels], t_lo, t_hi
+
+
+def touching_pairs(x: np.ndarray, y: np.ndarray, t: np.ndarray, max_dt: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of points whose pixels touch (8-connectivity, or the same pixel) and whose
+    frames differ by at most ``max_dt``.
+
+    Parameters
+    ----------
+    x, y, t : ndarrays of int, shape (n,)
+        Pixel and frame of each point.
+    max_dt : int
+        Largest frame difference, frames.
+
+    Returns
+    -------
+    (i, j) : ndarrays of int64, shape (m,)
+        Each unordered pair once.
+    """
+    x, y, t = (np.asarray(v, np.int64) for v in (x, y, t))
+    width = int(x.max()) + 3 if len(x) else 1  # x + 1 + dx never reaches the next row
+    pixel = (y + 1) * width + (x + 1)
+    time = t - t.min() + max_dt + 1 if len(t) else t  # keys of t - max_dt stay positive
+    span = int(time.max()) + max_dt + 2 if len(t) else 1
+    order = np.argsort(pixel * span + time, kind="stable")
+    keys = (pixel * span + time)[order]
+    points = np.arange(len(x))
+    pairs_i, pairs_j = [], []
+    for dy, dx in ((0, 0), (0, 1), (1, -1), (1, 0), (1, 1)):
+        base = (pixel + dy * width + dx) * span + time
+        lo = np.searchsorted(keys, base - max_dt, side="left")
+        hi = np.searchsorted(keys, base + max_dt, side="right")
+        counts = hi - lo
+        i = np.repeat(points, counts)
+        j = order[np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+        keep = i < j if (dy, dx) == (0, 0) else np.ones(len(i), bool)
+        pairs_i.append(i[keep])
+        pairs_j.append(j[keep])
+    return np.concatenate(pairs_i), np.concatenate(pairs_j)
 
 
 def _components(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
@@ -126,6 +163,15 @@ def _links_across_scores(i: np.ndarray, j: np.ndarray, scores: np.ndarray, n: in
 def fit_tracks(label: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray,
                weight: np.ndarray, n: int, frame_time: float,
                t_lo: np.ndarray | None = None, t_hi: np.ndarray | None = None) -> pd.DataFrame:
+    """Weighted straight-line tracks of labelled points, as a table
+    (:func:`track_columns`)."""
+    return pd.DataFrame(track_columns(label, t, x, y, weight, n, frame_time, t_lo, t_hi))
+
+
+def track_columns(label: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray,
+                  weight: np.ndarray, n: int, frame_time: float,
+                  t_lo: np.ndarray | None = None, t_hi: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray]:
     """Weighted straight-line tracks of labelled points, all events at once.
 
     Parameters
@@ -145,7 +191,7 @@ def fit_tracks(label: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray,
 
     Returns
     -------
-    pandas.DataFrame
+    dict of name -> ndarray, shape (n,)
         ``event, t_start, t_end, x, y, direction, speed, peak, track_speed,
         straightness``: mean position (px), direction (degrees from +x towards +y) and
         speed (px/s; NaN when every point has the same frame), the largest weight, the
@@ -173,12 +219,12 @@ def fit_tracks(label: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray,
     peak = np.zeros(n)
     np.maximum.at(peak, label, w)
     speed = np.hypot(vx, vy)
-    return pd.DataFrame({
+    return {
         "event": np.arange(n), "t_start": start, "t_end": stop, "x": mx, "y": my,
         "direction": np.degrees(np.arctan2(vy, vx)) % 360, "speed": speed / frame_time,
         "peak": peak, "track_speed": np.nan_to_num(speed),
         "straightness": np.sqrt(np.maximum(var_xy - explained, 0)),
-    })
+    }
 
 
 class Groups:
@@ -259,8 +305,8 @@ def event_table(cands: Candidates, scores: np.ndarray, labels: np.ndarray, t_lo:
         frame above the background.
     """
     n = int(labels.max()) + 1 if len(labels) else 0
-    table = fit_tracks(labels, cands.t, cands.x, cands.y, np.maximum(residual_peak, 1e-3), n,
-                       frame_time, t_lo, t_hi)
+    table = track_columns(labels, cands.t, cands.x, cands.y, np.maximum(residual_peak, 1e-3),
+                          n, frame_time, t_lo, t_hi)
     vx = np.cos(np.radians(table["direction"])) * table["track_speed"]
     vy = np.sin(np.radians(table["direction"])) * table["track_speed"]
     table["relative_speed"] = np.nan_to_num(np.hypot(vx - ground_velocity[0],
@@ -280,59 +326,93 @@ def event_table(cands: Candidates, scores: np.ndarray, labels: np.ndarray, t_lo:
     table["extent"] = (np.maximum(groups.span(cands.x), groups.span(cands.y)) + 1).astype(float)
     table["n_times"] = distinct_per_label(labels, cands.t, n).astype(float)
     table["time_spread"] = groups.span(cands.t).astype(float)
-    return table
+    return pd.DataFrame(table)
 
 
-def centroid_velocity(cube: np.ndarray, expected_at: ExpectedAt, t_start: int, t_end: int,
-                      y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """Velocity (px/frame) of the light centroid of pixels (y, x) over frames t_start..t_end.
+def centroid_velocities(cube: np.ndarray, expected_at: ExpectedAt, t_start: np.ndarray,
+                        t_end: np.ndarray, event: np.ndarray, pixel: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Velocity (px/frame) of each event's light centroid over its frames, all at once.
 
-    Each frame's centroid weighs the pixels by their counts more than 2 sigma above the
-    background (``expected_at(t, y, x)``, counts); a straight line is fitted to the
+    Each frame's centroid weighs the event's pixels by their counts more than 2 sigma above
+    the background (``expected_at(t, y, x)``, counts); a straight line is fitted to the
     centroids, weighted by that light. Unlike the fit of the pixels' peak times, it is not
-    biased by a rising or fading light curve. Returns (NaN, NaN) with fewer than two lit
-    frames.
+    biased by a rising or fading light curve.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (T, ny, nx)
+        Counts.
+    expected_at : callable
+        Background counts at pixel-frames.
+    t_start, t_end : ndarrays of int, shape (m,)
+        First and last frame of each event.
+    event : ndarray of int, shape (k,)
+        Event (0..m-1) of each of the events' pixels; each (event, pixel) once.
+    pixel : ndarray of int, shape (k,)
+        Flat pixel index ``y * nx + x``.
+
+    Returns
+    -------
+    (vx, vy) : ndarrays of float64, shape (m,)
+        NaN for an event with fewer than two lit frames or all of them in one frame.
     """
-    frames = np.arange(t_start, t_end + 1)
-    level = expected_at(frames[:, None], y[None, :], x[None, :])
-    light = np.maximum(cube[t_start:t_end + 1][:, y, x] - level
-                       - 2 * np.sqrt(np.maximum(level, 1)), 0)
-    total = light.sum(axis=1)
+    m, nx = len(t_start), cube.shape[2]
+    n_frames = np.asarray(t_end) - np.asarray(t_start) + 1
+    # one row per (event, frame), one element per (event, frame, pixel)
+    row_event = np.repeat(np.arange(m), n_frames)
+    row_t = (np.arange(len(row_event)) - np.repeat(np.cumsum(n_frames) - n_frames, n_frames)
+             + np.repeat(t_start, n_frames))
+    pixels_of = np.bincount(event, minlength=m)
+    first_pixel = np.cumsum(pixels_of) - pixels_of
+    order = np.argsort(event, kind="stable")
+    per_row = pixels_of[row_event]
+    row = np.repeat(np.arange(len(row_event)), per_row)
+    within = np.arange(len(row)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    flat = pixel[order][first_pixel[row_event[row]] + within]
+    t, y, x = row_t[row], flat // nx, flat % nx
+    level = expected_at(t, y, x)
+    light = np.maximum(cube[t, y, x] - level - 2 * np.sqrt(np.maximum(level, 1)), 0)
+    total = np.bincount(row, light, minlength=len(row_event))
     lit = total > 0
-    if lit.sum() < 2:
-        return np.nan, np.nan
-    t = frames[lit].astype(np.float64)
-    cx = light[lit] @ x / total[lit]
-    cy = light[lit] @ y / total[lit]
-    w = total[lit] / total[lit].sum()
-    tm = (w * t).sum()
-    var_t = (w * (t - tm) ** 2).sum()
-    if var_t <= 0:
-        return np.nan, np.nan
-    vx = (w * (t - tm) * (cx - (w * cx).sum())).sum() / var_t
-    vy = (w * (t - tm) * (cy - (w * cy).sum())).sum() / var_t
-    return float(vx), float(vy)
+    safe = np.where(lit, total, 1)
+    cx = np.bincount(row, light * x, minlength=len(row_event)) / safe
+    cy = np.bincount(row, light * y, minlength=len(row_event)) / safe
+    weight = total / np.maximum(np.bincount(row_event, total, minlength=m), 1e-30)[row_event]
+
+    def mean(v: np.ndarray) -> np.ndarray:
+        return np.bincount(row_event, weight * v, minlength=m)
+
+    tt = row_t.astype(np.float64)
+    dt = tt - mean(tt)[row_event]
+    var_t = mean(dt * dt)
+    valid = (np.bincount(row_event, lit, minlength=m) >= 2) & (var_t > 0)
+    safe_var = np.where(valid, var_t, 1)
+    vx = np.where(valid, mean(dt * (cx - mean(cx)[row_event])) / safe_var, np.nan)
+    vy = np.where(valid, mean(dt * (cy - mean(cy)[row_event])) / safe_var, np.nan)
+    return vx, vy
 
 
 def refine_tracks(events: pd.DataFrame, cands: Candidates, cube: np.ndarray,
                   expected_at: ExpectedAt, frame_time: float, min_pixels: int = 3) -> None:
     """Replace direction and speed of events with ``min_pixels`` or more pixels by those of
-    :func:`centroid_velocity` (in place)."""
-    labels = cands.features["event"].to_numpy()
-    order = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[order], events["event"].to_numpy())
-    stops = np.searchsorted(labels[order], events["event"].to_numpy(), side="right")
+    :func:`centroid_velocities` (in place)."""
+    chosen = np.flatnonzero(events["n_pixels"].to_numpy() >= min_pixels)
+    if len(chosen) == 0:
+        return
+    slot = np.full(int(cands.features["event"].max()) + 1, -1)
+    slot[events["event"].to_numpy()[chosen]] = np.arange(len(chosen))
+    member = slot[cands.features["event"].to_numpy()]
+    inside = member >= 0
+    key = np.unique(member[inside] * cube.shape[1] * cube.shape[2]
+                    + cands.y[inside] * cube.shape[2] + cands.x[inside])
+    event, pixel = np.divmod(key, cube.shape[1] * cube.shape[2])
+    vx, vy = centroid_velocities(cube, expected_at, events["t_start"].to_numpy()[chosen],
+                                 events["t_end"].to_numpy()[chosen], event, pixel)
+    found = np.isfinite(vx)
     direction = events["direction"].to_numpy(np.float64).copy()
     speed = events["speed"].to_numpy(np.float64).copy()
-    chosen = np.flatnonzero(events["n_pixels"].to_numpy() >= min_pixels)
-    t_start, t_end = events["t_start"].to_numpy(), events["t_end"].to_numpy()
-    for row in chosen:
-        members = order[starts[row]:stops[row]]
-        pixels = np.unique(cands.y[members] * cube.shape[2] + cands.x[members])
-        vx, vy = centroid_velocity(cube, expected_at, int(t_start[row]), int(t_end[row]),
-                                   pixels // cube.shape[2], pixels % cube.shape[2])
-        if np.isfinite(vx):
-            direction[row] = np.degrees(np.arctan2(vy, vx)) % 360
-            speed[row] = np.hypot(vx, vy) / frame_time
+    direction[chosen[found]] = np.degrees(np.arctan2(vy[found], vx[found])) % 360
+    speed[chosen[found]] = np.hypot(vx[found], vy[found]) / frame_time
     events["direction"] = direction
     events["speed"] = speed
