@@ -86,3 +86,18 @@ def test_bands_give_the_same_answer_as_one_block(busy):
     assert banded.info["rows_per_band"] < 128
     np.testing.assert_array_equal(banded.mask, result.mask)
     np.testing.assert_allclose(banded.slope, result.slope, equal_nan=True)
+
+
+def test_short_ramp_telegraph_visits_and_halo_pixels():
+    """20 groups: visits of a few reads, and telegraph pixels under a snowball's halo."""
+    config = RampSimConfig.from_dict(dict(
+        shape=(192, 192), n_groups=20, rtn_fraction=0.04, rtn_dwell=[8.0, 30.0],
+        snowball_min=1, snowball_radius=[20.0, 25.0], n_stars=8, sky=[10.0, 10.0]))
+    sim = simulate_ramp(config, 12)
+    result = detect(sim)
+    rtn = score(result.mask, truth_of(sim))["rtn"]
+    assert rtn["truth_pixels"] > 300
+    assert rtn["pixel_recall"] >= 0.78 and rtn["pixel_precision"] >= 0.95
+    halo = (sim.truth_mask & RTN > 0) & (sim.truth_mask & SNOWBALL > 0)
+    assert halo.sum() >= 10
+    assert np.mean(result.mask[halo] & RTN > 0) >= 0.5

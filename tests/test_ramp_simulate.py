@@ -96,3 +96,19 @@ def test_written_truth_reads_back(tmp_path):
     np.testing.assert_array_equal(truth.mask, sim.truth_mask)
     np.testing.assert_array_equal(truth.event_ids, sim.event_ids)
     assert list(truth.events["kind"]) == list(sim.events["kind"])
+
+
+def test_visit_snr_is_the_matched_filter_of_the_best_visit():
+    """A visit of L reads out of N: SNR = A sqrt(L (N - L) / N) / read noise; a pixel that
+    toggles once has no visit (0)."""
+    from skytriage.ramp.simulate import _Telegraph
+
+    states = np.zeros((20, 3), bool)
+    states[6:10, 0] = True  # one visit of 4 reads
+    states[2:4, 1] = states[8:17, 1] = True  # visits of 2, 9 (and lows of 4 between)
+    states[12:, 2] = True  # one toggle only
+    telegraph = _Telegraph(np.arange(3), np.array([60.0, 30.0, 200.0]), states, (1, 3))
+    snr = telegraph.visit_snr(20, 12.0)
+    assert snr[0] == pytest.approx(60 * np.sqrt(4 * 16 / 20) / 12)
+    assert snr[1] == pytest.approx(30 * np.sqrt(9 * 11 / 20) / 12)
+    assert snr[2] == 0

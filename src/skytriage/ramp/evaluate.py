@@ -12,6 +12,16 @@ Per class (cosmic ray, telegraph noise, snowball):
 Telegraph pixels that toggled only once (``Truth.ambiguous``) are left out of every
 score. The same function scores any tool whose output can be put as a mask (stcal's jump
 flags in the benchmark), with the classes it does not have left empty.
+
+``clear_only=True`` also leaves out what no detector could tell apart, the same way for
+every tool (reported beside the full scores, never instead of them):
+
+- *faint telegraph pixels*: toggled at least twice, but no visit of the other state has a
+  matched-filter SNR of :data:`CLEAR_VISIT_SNR` even with the slope and the transition
+  reads known (the simulator's ``visit_snr``); their pixels are not scored;
+- *overlapped cosmic rays*: the pixel of the event's largest deposit belongs to another
+  event (a snowball or a later cosmic ray over it), so what is left of it is the faint
+  spill; they leave the event recall.
 """
 
 from __future__ import annotations
@@ -23,12 +33,15 @@ from scipy import ndimage
 from skytriage.ramp.simulate import CR, RTN, SNOWBALL, Truth
 
 CLASSES = {"cr": CR, "rtn": RTN, "snowball": SNOWBALL}
+#: Telegraph pixels whose best visit has a lower oracle SNR count as faint (``clear_only``).
+CLEAR_VISIT_SNR = 5.0
 ANY_EVENT = CR | RTN | SNOWBALL
 #: Fraction of a snowball's pixels that must carry bit 4 for it to count as found.
 SNOWBALL_FOUND_FRACTION = 0.5
 
 
-def score(mask: np.ndarray, truth: Truth, *, refpix: int = 4) -> dict[str, dict[str, float]]:
+def score(mask: np.ndarray, truth: Truth, *, refpix: int = 4, clear_only: bool = False
+          ) -> dict[str, dict[str, float]]:
     """Per-class pixel and event scores of ``mask`` against ``truth``.
 
     Parameters
@@ -38,6 +51,8 @@ def score(mask: np.ndarray, truth: Truth, *, refpix: int = 4) -> dict[str, dict[
     truth : Truth
     refpix : int
         Reference border (px): its pixels are not scored.
+    clear_only : bool
+        Leave out faint telegraph pixels and overlapped cosmic rays (see the module).
 
     Returns
     -------
@@ -50,6 +65,8 @@ def score(mask: np.ndarray, truth: Truth, *, refpix: int = 4) -> dict[str, dict[
     science = np.zeros((ny, nx), bool)
     science[refpix:ny - refpix, refpix:nx - refpix] = True
     scored = science & ~truth.ambiguous
+    if clear_only:
+        scored &= ~_faint_telegraph(truth, (ny, nx))
     mpix = scored.sum() / 1e6
     out = {}
     for name, bit in {**CLASSES, "any": ANY_EVENT}.items():
@@ -59,10 +76,10 @@ def score(mask: np.ndarray, truth: Truth, *, refpix: int = 4) -> dict[str, dict[
         out[name] = {
             "pixel_recall": _ratio(hit.sum(), true.sum()),
             "pixel_precision": _ratio(hit.sum(), pred.sum()),
-            "event_recall": _event_recall(pred, truth, name),
+            "event_recall": _event_recall(pred, truth, name, clear_only),
             "false_events_per_mpix": _false_events(pred, true) / mpix,
             "truth_pixels": int(true.sum()), "flagged_pixels": int(pred.sum()),
-            "truth_events": int(_visible(truth, name).sum()),
+            "truth_events": int(_visible(truth, name, clear_only).sum()),
         }
     return out
 
@@ -71,17 +88,34 @@ def _ratio(num: int, den: int) -> float:
     return float(num / den) if den else float("nan")
 
 
-def _visible(truth: Truth, name: str) -> np.ndarray:
-    """Boolean over truth.events: the visible events of class ``name`` (any: all)."""
+def _visible(truth: Truth, name: str, clear_only: bool = False) -> np.ndarray:
+    """Boolean over truth.events: the visible events of class ``name`` (any: all); with
+    ``clear_only`` not the overlapped ones."""
     events = truth.events
     kinds = events["kind"] if name != "any" else None
     picked = np.ones(len(events), bool) if kinds is None else (kinds == name).to_numpy()
+    if clear_only and "overlapped" in events:
+        picked = picked & ~events["overlapped"].to_numpy(bool)
     return picked & events["visible"].to_numpy(bool)
 
 
-def _event_recall(pred: np.ndarray, truth: Truth, name: str) -> float:
+def _faint_telegraph(truth: Truth, shape: tuple[int, int]) -> np.ndarray:
+    """bool ``(ny, nx)``: visible telegraph pixels whose best visit is below
+    :data:`CLEAR_VISIT_SNR` (none when the truth has no ``visit_snr``)."""
+    out = np.zeros(shape, bool)
+    events = truth.events
+    if "visit_snr" not in events:
+        return out
+    faint = ((events["kind"] == "rtn") & events["visible"].astype(bool)
+             & (events["visit_snr"] < CLEAR_VISIT_SNR)).to_numpy()
+    out[events["y"].to_numpy()[faint].astype(int), events["x"].to_numpy()[faint].astype(int)] = True
+    return out
+
+
+def _event_recall(pred: np.ndarray, truth: Truth, name: str, clear_only: bool = False
+                  ) -> float:
     """Fraction of visible truth events of class ``name`` found in ``pred``."""
-    wanted = np.flatnonzero(_visible(truth, name))
+    wanted = np.flatnonzero(_visible(truth, name, clear_only))
     ids = truth.event_ids
     owned = ids >= 0
     n_pixels = np.bincount(ids[owned], minlength=len(truth.events))

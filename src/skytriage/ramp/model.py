@@ -179,11 +179,13 @@ class RampNet:
             prob = self.predict_proba(np.concatenate(collected.inputs))
             probabilities[:, ys, xs] = prob.T
             p_rtn = prob[:, CLASSES.index("rtn")]
-            rtn[ys[p_rtn >= self.rtn_accept], xs[p_rtn >= self.rtn_accept]] = True
+            added = np.zeros(shape, bool)
+            added[ys[p_rtn >= self.rtn_accept], xs[p_rtn >= self.rtn_accept]] = True
+            # the network was trained with snowball pixels as snowballs only
+            rtn |= added & ~found.snowball
             rejected = np.zeros(shape, bool)
             rejected[ys[p_rtn < self.rtn_reject], xs[p_rtn < self.rtn_reject]] = True
             rtn &= ~rejected
-        rtn &= ~found.snowball
         kept = [r for r in rtn_rows if rtn[r["y"], r["x"]]]
         known = {(r["y"], r["x"]) for r in kept}
         for y, x in zip(*np.nonzero(rtn), strict=True):
@@ -191,6 +193,7 @@ class RampNet:
                 kept.append({"y": int(y), "x": int(x), "amplitude": None, "transitions": None,
                              "duty_cycle": None, "snr": None, "alternation": None,
                              "amplitude_ratio": None, "first_group": None,
+                             "transition_groups": None, "fit": "network",
                              "p_rtn": float(probabilities[2, y, x])})
         found.cr &= ~rtn
         return Fused(found, rtn, kept, probabilities)

@@ -49,7 +49,8 @@ class RampResult:
     ----------
     mask : numpy.ndarray
         uint16 ``(ny, nx)``: 1 cosmic ray, 2 telegraph noise, 4 snowball, 8 bad
-        (non-finite reads), 32 saturated. A snowball's pixels carry 4, not 1.
+        (non-finite reads), 32 saturated. A snowball's pixels carry 4, not 1; a
+        telegraph pixel under a snowball's halo carries 2 and 4.
     slope : numpy.ndarray
         float32 ``(ny, nx)``: DN per group, from the differences without jumps,
         telegraph transitions or saturated reads; NaN where none is left.
@@ -152,7 +153,8 @@ def run(ramp: str | os.PathLike | np.ndarray | RampSource, *, refpix: int = 4,
             progress(y1, ny)
     t1 = time.perf_counter()
     found = classify_candidates(Candidates.concat(parts), (ny, nx), settings)
-    rtn_rows = [r for r in rtn_rows if not found.snowball[r["y"], r["x"]]]
+    snowballs = [e for e in found.events if e["type"] == "snowball"]
+    rtn_rows = [r for r in rtn_rows if not _snowball_step(r, snowballs)]
     probabilities = None
     if model is not None:
         fused = model.fuse(patches, found, rtn_rows, (ny, nx))
@@ -261,6 +263,25 @@ def _inside(cand: Candidates, refpix: int, shape: tuple[int, int]) -> Candidates
             & (cand.x < nx - refpix))
     return Candidates(*(getattr(cand, n)[keep] for n in
                         ("integration", "group", "y", "x", "z", "jump")))
+
+
+#: Telegraph fits within this many snowball radii of a snowball are checked against it.
+SNOWBALL_REACH = 2.0
+
+
+def _snowball_step(row: dict, snowballs: list[dict]) -> bool:
+    """Whether a telegraph fit near a snowball (:data:`SNOWBALL_REACH` radii) puts a rise at
+    the snowball's own step or the group after it (the halo still grows a little there;
+    one group earlier too for a windowed level change): then the fit took the snowball's
+    faint halo step for a telegraph rise."""
+    for ball in snowballs:
+        if np.hypot(row["x"] - ball["x"], row["y"] - ball["y"]) > SNOWBALL_REACH * ball["radius"]:
+            continue
+        group = ball["first_group"]
+        if any(i == ball["int"] and group - windowed <= g <= group + 1 and sign > 0
+               for i, g, sign, windowed in row["transition_groups"]):
+            return True
+    return False
 
 
 def _rtn_detection(row: dict) -> dict:

@@ -383,6 +383,24 @@ class _Telegraph:
         """Number of state changes per RTN pixel over the exposure."""
         return np.count_nonzero(np.diff(self.states, axis=0), axis=0)
 
+    def visit_snr(self, n_groups: int, read_noise: float) -> np.ndarray:
+        """Best signal-to-noise ratio of one visit per RTN pixel (0 without any).
+
+        A visit is a stay in one state with a transition on both sides, within one
+        integration. Its matched-filter SNR with everything else known (slope, where the
+        transitions are, white read noise only) is ``A sqrt(L (N - L) / N) / sigma_read``
+        for ``L`` of ``N`` reads: no detector can see a visit far below it.
+        """
+        best = np.zeros(self.states.shape[1])
+        for start in range(0, self.states.shape[0], n_groups):
+            changed = np.diff(self.states[start:start + n_groups], axis=0)
+            for pixel in np.flatnonzero(np.count_nonzero(changed, axis=0) >= 2):
+                reads = np.flatnonzero(changed[:, pixel]) + 1  # first read of each state
+                length = np.diff(reads).astype(float)
+                snr = self.amplitude[pixel] * np.sqrt(length * (n_groups - length) / n_groups)
+                best[pixel] = max(best[pixel], snr.max() / max(read_noise, 1e-9))
+        return best
+
 
 def _telegraph(config: RampSimConfig, rng: np.random.Generator) -> _Telegraph:
     """Pick RTN pixels and draw their state sequences (a two-state Markov chain)."""
@@ -449,8 +467,10 @@ def _truth(config: RampSimConfig, events: list[_Event], rtn: _Telegraph,
     kernel = np.array([[0, a, 0], [a, 1 - 4 * a, a], [0, a, 0]], np.float32)
     rows = []
     snow = np.zeros((ny, nx), bool)
+    peaks = []
     for event in sorted(events, key=lambda e: e.kind != "snowball"):
         footprint = _footprint(event, kernel, config)
+        peaks.append((int(event.ys[event.charge.argmax()]), int(event.xs[event.charge.argmax()])))
         bit = KINDS[event.kind]
         if event.kind == "snowball":
             snow |= footprint
@@ -464,11 +484,18 @@ def _truth(config: RampSimConfig, events: list[_Event], rtn: _Telegraph,
                      "y": float(np.average(event.ys, weights=w)),
                      "electrons": float(event.charge.sum()), "radius": event.radius,
                      "n_pixels": int(footprint.sum()), "n_transitions": 0,
-                     "visible": bool(footprint.any())})
+                     "visible": bool(footprint.any()), "overlapped": False,
+                     "visit_snr": np.nan})
+    for row, (n, (y, x)) in zip(rows, enumerate(peaks), strict=True):
+        # the pixel of the event's largest deposit belongs to another event (a snowball
+        # over it, or a cosmic ray of the same pixel listed later)
+        row["overlapped"] = row["kind"] == "cr" and int(ids[y, x]) != n
     transitions = rtn.transitions()
+    snr = rtn.visit_snr(config.n_groups, config.read_noise)
     flat = mask.reshape(-1)
     ambiguous = np.zeros((ny, nx), bool)
-    for index, amplitude, n in zip(rtn.index, rtn.amplitude, transitions, strict=True):
+    for index, amplitude, n, visit in zip(rtn.index, rtn.amplitude, transitions, snr,
+                                          strict=True):
         y, x = divmod(int(index), nx)
         if n >= 2:
             flat[index] |= RTN
@@ -477,10 +504,12 @@ def _truth(config: RampSimConfig, events: list[_Event], rtn: _Telegraph,
             ambiguous[y, x] = True
         rows.append({"kind": "rtn", "int": 0, "group": 0, "x": float(x), "y": float(y),
                      "electrons": float(amplitude), "radius": 0.0, "n_pixels": 1,
-                     "n_transitions": int(n), "visible": bool(n >= 2)})
+                     "n_transitions": int(n), "visible": bool(n >= 2), "overlapped": False,
+                     "visit_snr": float(visit)})
     mask[saturated] |= SATURATED
     table = pd.DataFrame(rows, columns=["kind", "int", "group", "x", "y", "electrons",
-                                        "radius", "n_pixels", "n_transitions", "visible"])
+                                        "radius", "n_pixels", "n_transitions", "visible",
+                                        "overlapped", "visit_snr"])
     return mask, ids, ambiguous, table
 
 
