@@ -3,12 +3,14 @@ alone vs the localisation CNN alone; seconds and peak memory per pair.
 
     python benchmarks/bench_transients.py [--size 4096] [--pairs 1] [--seed 9000]
                                           [--out bench-output] [--model PATH]
+                                          [--grid-model PATH]
 
 1. Simulates ``--pairs`` pairs of ``--size``² px (seeds never trained on).
 2. For each pair, times and traces (tracemalloc peak, plus the process's peak RSS)
    ``transients.run`` (the full method: ZOGY, candidates, CNN, photometry), the same with
    ``use_cnn=False`` (the anchor: difference + extraction), the Gaussian-kernel
-   subtraction + extraction, and the CNN alone on the study's tile grid.
+   subtraction + extraction, and the CNN alone on the study's tile grid (its own weights,
+   trained on that layout).
 3. Scores each against the truth: completeness at S/N 5-10 and >= 10, purity, within
    1/2/5 px, median |mag_diff error| at S/N >= 10.
 
@@ -51,10 +53,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=9000)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--grid-model", default=None)
     parser.add_argument("--out", default="bench-output")
     args = parser.parse_args()
     configure_torch()
     scorer = TransientScorer.load(args.model)
+    grid_scorer = TransientScorer.load(args.grid_model, layout="grid")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folders = simulate_transients(tmp, n_pairs=args.pairs, seed=args.seed,
@@ -67,7 +71,8 @@ def main() -> None:
                 "extraction (anchor)": lambda r=ref, s=sci: run(r, s, use_cnn=False).transients,
                 "extraction, gaussian kernel": lambda r=ref, s=sci: run(
                     r, s, use_cnn=False, method="gaussian").transients,
-                "cnn grid alone": lambda r=ref, s=sci: grid_detect(prepare_pair(r, s), scorer),
+                "cnn grid alone": lambda r=ref, s=sci: grid_detect(prepare_pair(r, s),
+                                                                  grid_scorer),
             }
             for name, func in methods.items():
                 seconds, peak, found = measured(func)

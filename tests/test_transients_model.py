@@ -1,11 +1,12 @@
-"""The CNN: augmentations move offsets with the pixels, a tiny fit learns, save/load."""
+"""The CNN: augmentations move offsets with the pixels, save/load, grid-layout labels."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from skytriage.transients.model import TILE, TransientScorer, augment, invert_offsets
+from skytriage.transients.model import OVERLAP, TILE, TransientScorer, augment, invert_offsets
+from skytriage.transients.train import _label_grid
 
 
 def _blob_tiles(n: int, rng: np.random.Generator):
@@ -45,3 +46,15 @@ def test_save_and_load_give_the_same_scores_and_card(tmp_path):
     again = TransientScorer.load(path)
     assert np.allclose(again.predict(tiles)[0], scorer.predict(tiles)[0], atol=1e-6)
     assert again.card["seed"] == 3 and again.config["widths"] == scorer.config["widths"]
+
+
+def test_grid_layout_labels_the_transient_nearest_the_tile_centre():
+    """A grid tile is real when a transient lies within half the grid step (27 px) of its
+    centre on both axes, and its target is the nearest such transient."""
+    truth = np.array([[100.0, 100.0], [130.0, 100.0]])
+    cx, cy = np.array([100, 121, 158, 60, 100]), np.array([100, 100, 100, 100, 128])
+    labels, offsets = _label_grid(cx, cy, truth)
+    reach = (TILE - OVERLAP) // 2
+    assert reach == 27
+    assert labels.tolist() == [1, 1, 0, 0, 0]
+    assert np.allclose(offsets[:2], [[0, 0], [9, 0]])

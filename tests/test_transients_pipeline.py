@@ -8,7 +8,8 @@ from astropy.io import fits
 
 from skytriage.errors import SkytriageInputError
 from skytriage.transients import PairConfig, run, simulate_pair
-from skytriage.transients.evaluate import evaluate_pair, matched_rows
+from skytriage.transients.evaluate import evaluate_pair, match, matched_rows
+from skytriage.transients.pipeline import SCORE_THRESHOLD
 from skytriage.transients.simulate import write_pair
 
 SIZE = 512
@@ -52,7 +53,11 @@ def test_difference_and_extraction_find_the_bright_transients(simulated, classic
     fading = found[found["kind"] == "fading"]
     assert (fading["kind_found"] == "fading").all()
     summary = evaluate_pair(classical.transients, truth, (SIZE, SIZE))
-    assert summary["median_abs_mag_diff_error_snr_ge_10"] < 0.15
+    # 0.044 measured; 0.08-0.12 before the PSF stack was fixed and faint sources were drawn
+    # with their full wings
+    assert summary["median_abs_mag_diff_error_snr_ge_10"] < 0.06
+    # completeness counts the transients the reference saw; the others are counted apart
+    assert summary["outside_reference"] == int((~truth["in_reference"]).sum())
 
 
 def test_result_writes_the_contract_files(classical, tmp_path):
@@ -106,12 +111,36 @@ def test_different_shapes_without_wcs_align_by_stars():
     assert rows.loc[rows["snr"] >= 10, "found"].mean() >= 0.8
 
 
-def test_the_shipped_cnn_raises_purity_over_extraction_alone(simulated, classical):
+def test_the_shipped_cnn_ranks_real_candidates_above_bogus_ones(simulated, classical):
+    """Once cosmic rays are cleaned before subtraction few bogus candidates are left (14 of
+    50 here, 0.81 ROC AUC measured): the CNN must still rank real ones higher, and claiming
+    with it must lose no purity and keep the bright transients."""
+    from sklearn.metrics import roc_auc_score
+
     folder, pair = simulated
     full = run(folder / "ref.fits", folder / "sci.fits")
     truth = pair.truth.to_pandas()
+    _, real = match(full.candidates, truth, radius=2.0)
+    assert roc_auc_score(real, full.candidates["score"]) >= 0.7
     with_cnn = evaluate_pair(full.transients, truth, (SIZE, SIZE))
     without = evaluate_pair(classical.transients, truth, (SIZE, SIZE))
-    assert with_cnn["purity"] > without["purity"]
-    assert with_cnn["completeness_snr_ge_10"] >= 0.6
-    assert full.transients["score"].between(0.5, 1.0).all()
+    assert with_cnn["purity"] >= without["purity"]
+    assert with_cnn["completeness_snr_ge_10"] >= 0.9
+    assert full.transients["score"].between(SCORE_THRESHOLD, 1.0).all()
+
+
+def test_a_transient_next_to_a_cosmic_ray_is_found_and_the_ray_is_not():
+    """A cosmic ray 4 px from a transient made one S_corr peak (on the ray, rejected as
+    sharp) and hid the transient; cleaned before subtraction, the transient is found."""
+    pair = simulate_pair(36, PairConfig(shape=(384, 384), transients_per_mpix=100.0))
+    truth = pair.truth.to_pandas()
+    target = truth[(truth["snr"] > 20) & (truth["kind"] == "new")
+                   & (truth["edge_distance"] > 20)].iloc[0]
+    sci = pair.sci.copy()
+    ray_x, ray_y = int(round(target["x"])) + 4, int(round(target["y"]))
+    sci[ray_y, ray_x:ray_x + 2] += np.uint16(3000)
+    result = run(pair.ref, sci, ref_header=pair.ref_header, sci_header=pair.sci_header,
+                 gains=(1.5, 1.5), use_cnn=False)
+    found = result.transients
+    assert (np.hypot(found["x"] - target["x"], found["y"] - target["y"]) < 1).any()
+    assert not (np.hypot(found["x"] - ray_x - 0.5, found["y"] - ray_y) < 1.5).any()

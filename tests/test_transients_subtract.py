@@ -1,13 +1,21 @@
-"""ZOGY on images with known PSFs: static sources cancel, a new one keeps its flux and S/N."""
+"""ZOGY on images with known PSFs: static sources cancel, a new one keeps its flux and S/N;
+the PSF measured from a noisy field keeps its encircled energy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from skytriage.sky import Gaussian, render_stars
-from skytriage.transients.photometry import aperture_flux, psf_fit_flux
-from skytriage.transients.subtract import PSF_SIZE, gaussian_kernel_difference, zogy
+from skytriage.sky import Gaussian, Moffat, render_stars, star_field
+from skytriage.transients.photometry import aperture_flux, encircled_energy, psf_fit_flux
+from skytriage.transients.subtract import (
+    PSF_SIZE,
+    find_stars,
+    gaussian_kernel_difference,
+    measure_background,
+    measure_psf,
+    zogy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +73,25 @@ def test_gaussian_kernel_match_also_finds_the_source(pair):
     stars_x, stars_y = pair["stars"]
     at_stars = result.score[np.rint(stars_y).astype(int), np.rint(stars_x).astype(int)]
     assert np.median(np.abs(at_stars)) < 3.0
+
+
+@pytest.mark.parametrize(("fwhm", "beta", "seed"), [(2.0, 3.0, 1), (3.0, 3.8, 2)])
+def test_the_psf_measured_on_a_noisy_field_keeps_its_encircled_energy(fwhm, beta, seed):
+    """Stars of a noisy 1024² field (the brightest unsaturated ones at S/N ~ 100): the
+    stacked PSF must hold the true Moffat's light within 3 px to 4 % (aperture corrections
+    use it). Over six fields the error was -0.6 % ± 1.7 %; clipped noise in the wings once
+    made it 11 % too low, an equal-weight median 5 %."""
+    rng = np.random.default_rng(seed)
+    psf = Moffat(fwhm, beta)
+    image = np.zeros((1024, 1024), np.float32)
+    stars = star_field((1024, 1024), 800, rng, fmin=150, fmax=4e6, alpha=2.2, margin=30)
+    render_stars(image, stars["x"], stars["y"], stars["flux"], psf, threshold=0.01)
+    image = rng.poisson(image + 300).astype(np.float32)
+    background = measure_background(image)
+    image -= background.level
+    found = find_stars(image, background.rms, None, 5.0)
+    measured = measure_psf(image, found, 60000.0, "field.fits")
+    true = psf.stamp(201).astype(np.float64)
+    true /= true.sum()
+    assert encircled_energy(measured, 3.0) == pytest.approx(encircled_energy(true, 3.0),
+                                                             rel=0.04)

@@ -114,29 +114,46 @@ def train_command(
                     ] = 512,
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 1000,
     batch: Annotated[int, typer.Option(min=2, help="Tiles per step.")] = 32,
-    grid_fraction: Annotated[float, typer.Option(min=0.0, help="Grid tiles (transient "
-                                                 "anywhere in the tile) per candidate tile."
-                                                 )] = 0.0,
+    layout: Annotated[str, typer.Option(help="candidates: tiles centred on S_corr peaks (the "
+                                             "full method's scorer, transients_cnn.pt); grid: "
+                                             "the study's layout, transient anywhere in the "
+                                             "tile (the baseline, transients_grid_cnn.pt).")
+                      ] = "candidates",
     seed: Annotated[int, typer.Option(help="Seed of the training run.")] = 0,
+    init: Annotated[Path | None, typer.Option(help="Start from this checkpoint (.pt) instead "
+                                                   "of random weights.")] = None,
+    transients_per_mpix: Annotated[float | None, typer.Option(
+        min=1.0, help="Transients per million pixels of the training pairs; default 120 "
+                      "for candidates, 40 (the evaluation's) for grid.")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Train the real/bogus and localisation CNN on simulated pairs (flips and 90/180/270
-    rotations as augmentations); write transients_cnn.pt and its model card into OUT."""
+    rotations as augmentations); write transients_cnn.pt (or transients_grid_cnn.pt) and its
+    model card into OUT."""
     from skytriage.clikit import show_progress
-    from skytriage.transients.model import MODEL_NAME, TransientScorer
+    from skytriage.transients.model import GRID_MODEL_NAME, MODEL_NAME, TransientScorer
     from skytriage.transients.simulate import PairConfig
     from skytriage.transients.train import tile_set
 
+    if layout not in ("candidates", "grid"):
+        fail_usage(f"--layout {layout!r}: expected candidates or grid")
     summary = RunSummary("transients train", [], {"seeds": seeds, "validation_seeds":
                                                   validation_seeds, "size": size,
                                                   "steps": steps, "seed": seed,
-                                                  "batch": batch,
-                                                  "grid_fraction": grid_fraction})
-    config = PairConfig(shape=(size, size), transients_per_mpix=120.0)
+                                                  "batch": batch, "layout": layout,
+                                                  "init": str(init) if init else None,
+                                                  "transients_per_mpix": transients_per_mpix})
+    # the grid layout's target is the transient nearest the tile centre: at 120 per Mpix
+    # a second one lies within reach of a third of the tiles, so it trains at the
+    # evaluation density by default
+    density = transients_per_mpix or (40.0 if layout == "grid" else 120.0)
+    config = PairConfig(shape=(size, size), transients_per_mpix=density)
     with summary.timed("simulate_s"):
-        train = tile_set(parse_seeds(seeds), config, grid_fraction)
-        held_out = tile_set(parse_seeds(validation_seeds), config, grid_fraction)
-    scorer = TransientScorer.new()
+        train = tile_set(parse_seeds(seeds), config, layout)
+        held_out = tile_set(parse_seeds(validation_seeds), config, layout)
+    scorer = TransientScorer.load(init) if init else TransientScorer.new()
+    start = {"checkpoint": str(init), "command": scorer.card.get("command"),
+             "steps": scorer.card.get("steps")} if init else None
     with summary.timed("fit_s"):
         history = scorer.fit(train.tiles, train.labels, train.offsets, steps=steps, seed=seed,
                              batch=batch,
@@ -144,19 +161,22 @@ def train_command(
                              progress=show_progress())
     metrics = _tile_metrics(scorer, held_out)
     scorer.card = {
-        "model": "transients CNN: real/bogus score and offset of 64x64 (ref, sci, diff) tiles",
+        "model": "transients CNN: real/bogus score and offset of 64x64 (ref, sci, diff) tiles"
+                 + (", the study's grid layout" if layout == "grid" else
+                    ", centred on candidates"),
         "architecture": "5 x (3x3 conv, BN, ReLU, 2x2 max-pool, dropout 0.2), 1x1-conv "
                         "sigmoid spatial attention, GAP, dense 128, head (logit, dx, dy)",
         "training_data": {"simulator": "skytriage simulate transients", "seeds": seeds,
-                          "size": [size, size], "transients_per_mpix": 120.0,
+                          "size": [size, size], "transients_per_mpix": density,
                           "tiles": len(train), "real_fraction": float(train.labels.mean())},
         "validation_data": {"seeds": validation_seeds, "tiles": len(held_out)},
         "augmentations": "rotations by 90/180/270 degrees, left-right and up-down flips",
-        "seed": seed, "steps": steps, "batch": batch, "grid_fraction": grid_fraction,
+        "seed": seed, "steps": steps, "batch": batch, "layout": layout, "init": start,
         "command": " ".join(["skytriage", *sys.argv[1:]]),
         "history": history.as_dict(), "held_out_tile_metrics": metrics}
     Path(out).mkdir(parents=True, exist_ok=True)
-    summary.output(scorer.save(Path(out) / MODEL_NAME))
+    name = GRID_MODEL_NAME if layout == "grid" else MODEL_NAME
+    summary.output(scorer.save(Path(out) / name))
     summary.count("done", len(train))
     summary.extra["held_out_tile_metrics"] = metrics
     finish(ctx, summary, out, json_out)
@@ -184,6 +204,9 @@ def evaluate_command(
                                                      "truth.ecsv).")],
     out: OutOption,
     model: ModelOption = None,
+    grid_model: Annotated[Path | None, typer.Option(
+        "--grid-model", help="CNN checkpoint of the grid baseline instead of the shipped "
+                             "one.")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Completeness and purity against S/N and delta-mag, position errors (within 1/2/5 px,
@@ -191,10 +214,12 @@ def evaluate_command(
     augmentations; for the full method, difference + extraction alone, and the CNN alone."""
     from skytriage.transients.evaluate import evaluate_folders
 
-    summary = RunSummary("transients evaluate", pairs, {"model": str(model) if model
-                                                        else "shipped"})
+    summary = RunSummary("transients evaluate", pairs, {
+        "model": str(model) if model else "shipped",
+        "grid_model": str(grid_model) if grid_model else "shipped"})
     with summary.timed("evaluate_s"):
-        evaluation = evaluate_folders(pairs, model=model, failed=summary.fail)
+        evaluation = evaluate_folders(pairs, model=model, grid_model=grid_model,
+                                      failed=summary.fail)
     if evaluation is not None:
         for path in evaluation.write(out):
             summary.output(path)

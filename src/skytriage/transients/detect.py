@@ -60,6 +60,11 @@ class PreparedPair:
         Measured PSFs (sum 1).
     mask : numpy.ndarray
         bool ``(ny, nx)``: pixels not usable (outside the reference, saturated).
+    saturated : numpy.ndarray
+        bool ``(ny, nx)``: the saturated part of ``mask`` (either image, dilated).
+    ref_native : numpy.ndarray
+        Background-subtracted reference on its own grid (ADU), float32; ``alignment``
+        maps science pixels onto it.
     subtraction : ZogyResult
         Difference, its PSF, noise and ``S_corr``.
     alignment : Alignment
@@ -80,6 +85,8 @@ class PreparedPair:
     psf_sci: np.ndarray
     psf_ref: np.ndarray
     mask: np.ndarray
+    saturated: np.ndarray
+    ref_native: np.ndarray
     subtraction: ZogyResult
     alignment: Alignment
     zero_point: float | None
@@ -226,6 +233,9 @@ def prepare_images(ref_raw: np.ndarray, sci_raw: np.ndarray, ref_header: fits.He
         ref_bkg = measure_background(ref_raw, ref_sat_mask)
         sci = sci_raw - sci_bkg.level
         ref_sub = ref_raw - ref_bkg.level
+    with _timed(timings, "cosmic_rays_s"):
+        sci = clean_cosmic_rays(sci, sci_bkg.rms, gain_sci, sci_sat_mask)
+        ref_sub = clean_cosmic_rays(ref_sub, ref_bkg.rms, gain_ref, ref_sat_mask)
     with _timed(timings, "stars_s"):
         sci_stars = find_stars(sci, sci_bkg.rms, sci_sat_mask, ALIGN_THRESHOLD)
         ref_stars = find_stars(ref_sub, ref_bkg.rms, ref_sat_mask, ALIGN_THRESHOLD)
@@ -235,7 +245,8 @@ def prepare_images(ref_raw: np.ndarray, sci_raw: np.ndarray, ref_header: fits.He
                           ref_header, sci.shape, ref_sub.shape, sci_path)
         ref, covered = warp_to(ref_sub, alignment, sci.shape)
         ref_sat, _ = warp_to(ref_sat_mask.astype(np.float32), alignment, sci.shape)
-    mask = ~covered | sci_sat_mask | (ref_sat > 0.01)
+    saturated = sci_sat_mask | (ref_sat > 0.01)
+    mask = ~covered | saturated
     noise_ref = _masked_rms(ref, mask)
     with _timed(timings, "psf_s"):
         ref_stars = find_stars(ref, noise_ref, mask, ALIGN_THRESHOLD)
@@ -262,9 +273,25 @@ def prepare_images(ref_raw: np.ndarray, sci_raw: np.ndarray, ref_header: fits.He
                                 psf_sci)
     return PreparedPair(sci=sci.astype(np.float32), ref=ref, noise_sci=sci_bkg.rms,
                         noise_ref=noise_ref, psf_sci=psf_sci, psf_ref=psf_ref, mask=mask,
+                        saturated=saturated, ref_native=ref_sub.astype(np.float32),
                         subtraction=sub, alignment=alignment, zero_point=zp,
                         zero_point_source=zp_source, gain_sci=gain_sci,
                         gain_ref=gain_ref, timings=timings)
+
+
+def clean_cosmic_rays(image: np.ndarray, noise: float, gain: float, mask: np.ndarray
+                      ) -> np.ndarray:
+    """``image`` (background-subtracted, ADU) with the pixels L.A.Cosmic (astroscrappy)
+    finds sharper than the PSF replaced by the median of their neighbours: cosmic rays and
+    hot pixels would otherwise hide transients next to them (one peak in S_corr)."""
+    import astroscrappy
+
+    variance = (noise**2 + np.clip(image, 0, None) / gain).astype(np.float32)
+    _, clean = astroscrappy.detect_cosmics(np.ascontiguousarray(image, np.float32),
+                                           inmask=mask, invar=variance, gain=gain,
+                                           readnoise=0.0, satlevel=np.inf, niter=1,
+                                           sigclip=4.5, objlim=5.0)
+    return clean.astype(np.float32)
 
 
 def _masked_rms(image: np.ndarray, mask: np.ndarray) -> float:

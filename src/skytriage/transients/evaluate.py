@@ -114,14 +114,27 @@ def _fraction(mask: pd.Series) -> float | None:
     return float(mask.mean()) if len(mask) else None
 
 
+def _seen(rows: pd.DataFrame) -> pd.DataFrame:
+    """Truth rows the reference saw (all when the truth has no ``in_reference``)."""
+    return rows[rows["in_reference"].astype(bool)] if "in_reference" in rows else rows
+
+
 def summarise(rows: pd.DataFrame, n_claims: int, n_true_claims: int) -> dict:
-    """Completeness (S/N 5-10, >= 10), purity, within 1/2/5 px, photometric errors."""
-    snr = rows["snr"]
+    """Completeness (S/N 5-10, >= 10), purity, within 1/2/5 px, photometric errors.
+
+    Completeness counts the transients the reference saw (truth column ``in_reference``,
+    when present); ``completeness_snr_ge_10_all`` counts every one, and
+    ``outside_reference`` says how many were left out.
+    """
+    seen = _seen(rows)
+    snr = seen["snr"]
     found = rows[rows["found"]]
     high = found[found["snr"] >= 10]
-    out = {"transients": int(len(rows)), "claims": n_claims,
-           "completeness_snr_5_10": _fraction(rows.loc[(snr >= 5) & (snr < 10), "found"]),
-           "completeness_snr_ge_10": _fraction(rows.loc[snr >= 10, "found"]),
+    out = {"transients": int(len(rows)), "outside_reference": int(len(rows) - len(seen)),
+           "claims": n_claims,
+           "completeness_snr_5_10": _fraction(seen.loc[(snr >= 5) & (snr < 10), "found"]),
+           "completeness_snr_ge_10": _fraction(seen.loc[snr >= 10, "found"]),
+           "completeness_snr_ge_10_all": _fraction(rows.loc[rows["snr"] >= 10, "found"]),
            "purity": n_true_claims / n_claims if n_claims else None}
     for r in (1, 2, 5):
         out[f"within_{r}px"] = _fraction(found["distance"] < r)
@@ -170,27 +183,31 @@ class TransientEvaluation:
         return out
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Completeness against S/N and delta-mag, distance against delta-mag and edge."""
+        """Completeness against S/N and delta-mag (transients the reference saw), distance
+        against delta-mag and edge."""
+        seen = _seen(self.rows)
         full = self.rows[self.rows["method"] == "full"]
         found = full[full["found"]]
-        variables = full[full["kind"] != "new"]
+        variables = _seen(full)[_seen(full)["kind"] != "new"]
         return {
             "completeness_vs_snr": pd.concat(
-                [_binned(self.rows[self.rows["method"] == m], "snr", SNR_BINS, "found",
-                         "mean").assign(method=m) for m in self.rows["method"].unique()]),
+                [_binned(seen[seen["method"] == m], "snr", SNR_BINS, "found",
+                         "mean").assign(method=m) for m in seen["method"].unique()]),
             "completeness_vs_delta_mag": _binned(variables, "delta_mag", DMAG_BINS, "found",
                                                  "mean"),
             "distance_vs_delta_mag": _binned(found[found["kind"] != "new"], "delta_mag",
                                              DMAG_BINS, "distance", "median"),
             "distance_vs_edge": _binned(found, "edge_distance", EDGE_BINS, "distance",
                                         "median"),
-            "completeness_vs_edge": _binned(full, "edge_distance", EDGE_BINS, "found", "mean"),
+            "completeness_vs_edge": _binned(_seen(full), "edge_distance", EDGE_BINS, "found",
+                                            "mean"),
         }
 
     def markdown(self) -> str:
         """The headline table as Markdown."""
         summary = self.summary
-        keys = ["completeness_snr_5_10", "completeness_snr_ge_10", "purity", "within_1px",
+        keys = ["completeness_snr_5_10", "completeness_snr_ge_10",
+                "completeness_snr_ge_10_all", "purity", "within_1px",
                 "within_1px_cnn_position", "within_2px", "within_5px",
                 "median_abs_mag_diff_error_snr_ge_10", "median_abs_mag_diff_psf_error_snr_ge_10",
                 "median_abs_delta_mag_error_snr_ge_10"]
@@ -244,8 +261,8 @@ def augmentation_robustness(prepared, found: pd.DataFrame, scorer) -> pd.DataFra
                          "score_median": np.median(scores, 1), "score_spread": scores.std(1)})
 
 
-def evaluate_pair_all(ref: str, sci: str, truth: pd.DataFrame, scorer, pair: str
-                      ) -> tuple[list[pd.DataFrame], list[dict], pd.DataFrame]:
+def evaluate_pair_all(ref: str, sci: str, truth: pd.DataFrame, scorer, pair: str,
+                      grid_scorer) -> tuple[list[pd.DataFrame], list[dict], pd.DataFrame]:
     """Every method on one pair: per-truth rows, claim counts, robustness rows."""
     from skytriage.transients.detect import prepare_pair
     from skytriage.transients.pipeline import analyse, grid_detect
@@ -253,7 +270,7 @@ def evaluate_pair_all(ref: str, sci: str, truth: pd.DataFrame, scorer, pair: str
     prepared = prepare_pair(ref, sci)
     results = {"full": analyse(prepared, scorer=scorer)[0],
                "extraction": analyse(prepared, scorer=None)[0],
-               "cnn_grid": grid_detect(prepared, scorer)}
+               "cnn_grid": grid_detect(prepared, grid_scorer)}
     results["extraction_gaussian"] = analyse(prepare_pair(ref, sci, method="gaussian"),
                                              scorer=None)[0]
     rows, claims = [], []
@@ -266,23 +283,26 @@ def evaluate_pair_all(ref: str, sci: str, truth: pd.DataFrame, scorer, pair: str
     return rows, claims, robust
 
 
-def evaluate_folders(folders: Sequence[str | os.PathLike], *, model=None,
+def evaluate_folders(folders: Sequence[str | os.PathLike], *, model=None, grid_model=None,
                      failed: Callable[[str, BaseException], None] | None = None
                      ) -> TransientEvaluation | None:
     """Evaluate every method on simulated pair folders (``ref.fits, sci.fits, truth.ecsv``).
 
-    A folder that cannot be used is reported through ``failed(path, error)`` and skipped;
-    None when none could be used.
+    ``model`` and ``grid_model`` (paths, scorers or None for the shipped ones) are the
+    candidate scorer and the grid baseline. A folder that cannot be used is reported
+    through ``failed(path, error)`` and skipped; None when none could be used.
     """
     from skytriage.transients.model import TransientScorer
 
     scorer = model if isinstance(model, TransientScorer) else TransientScorer.load(model)
+    grid_scorer = (grid_model if isinstance(grid_model, TransientScorer)
+                   else TransientScorer.load(grid_model, layout="grid"))
     rows, claims, robust = [], [], []
     for folder in map(Path, folders):
         try:
             truth = read_truth(folder / "truth.ecsv")
             r, c, b = evaluate_pair_all(str(folder / "ref.fits"), str(folder / "sci.fits"),
-                                        truth, scorer, folder.name)
+                                        truth, scorer, folder.name, grid_scorer)
         except SkytriageInputError as err:
             if failed is None:
                 raise

@@ -26,6 +26,8 @@ OVERLAP = 10
 #: Offsets are regressed in units of half a tile.
 OFFSET_SCALE = TILE / 2
 MODEL_NAME = "transients_cnn.pt"
+#: The same network trained on the study's grid layout (the baseline of ``evaluate``).
+GRID_MODEL_NAME = "transients_grid_cnn.pt"
 
 
 class SpatialAttention(nn.Module):
@@ -229,11 +231,14 @@ class TransientScorer:
         return save_checkpoint(path, self.net, self.config, self.card)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> TransientScorer:
-        """Read a checkpoint; by default the shipped model."""
+    def load(cls, path: str | os.PathLike | None = None, layout: str = "candidates"
+             ) -> TransientScorer:
+        """Read a checkpoint; by default the shipped model of ``layout`` (``candidates``:
+        the scorer of the full method; ``grid``: the study's layout)."""
         from skytriage.nn.registry import read_card
 
-        path = Path(path) if path is not None else shipped_weights(MODEL_NAME)
+        name = GRID_MODEL_NAME if layout == "grid" else MODEL_NAME
+        path = Path(path) if path is not None else shipped_weights(name)
         config, state = load_checkpoint(path)
         net = TransientNet(tuple(config["widths"]))
         net.load_state_dict(state)

@@ -119,13 +119,15 @@ def sharpness(image: np.ndarray, x: np.ndarray, y: np.ndarray, psf: np.ndarray,
     """Brightest pixel near each position over the peak a PSF fit predicts there.
 
     About 1 for a point source seen through ``psf``; well above 1 for cosmic rays and hot
-    pixels, which are sharper than any PSF. NaN where the fit fails.
+    pixels, which are sharper than any PSF; negative when the fit finds no positive source.
+    The image is padded with zeros so that sources at its edge get a value too.
     """
-    flux, _ = psf_fit_flux(image, x, y, psf, noise)
-    padded = np.pad(image, 1)
-    ix, iy = np.rint(x).astype(int) + 1, np.rint(y).astype(int) + 1
-    ix = np.clip(ix, 1, padded.shape[1] - 2)
-    iy = np.clip(iy, 1, padded.shape[0] - 2)
+    pad = FIT_HALF + 1
+    padded = np.pad(image, pad)
+    x, y = np.asarray(x, float) + pad, np.asarray(y, float) + pad
+    flux, _ = psf_fit_flux(padded, x, y, psf, noise)
+    ix = np.clip(np.rint(x).astype(int), 1, padded.shape[1] - 2)
+    iy = np.clip(np.rint(y).astype(int), 1, padded.shape[0] - 2)
     peak = np.array([padded[j - 1:j + 2, i - 1:i + 2].max() for i, j in zip(ix, iy, strict=True)])
     with np.errstate(divide="ignore", invalid="ignore"):
         return peak / (flux * float(psf.max()))

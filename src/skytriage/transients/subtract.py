@@ -23,6 +23,9 @@ from skytriage.errors import SkytriageInputError
 
 #: Side of the PSF stamps measured from the images (px, odd).
 PSF_SIZE = 31
+#: Radius (px) within which each star stamp is normalised and the PSF kept pixel by pixel;
+#: beyond it the PSF is azimuthally averaged.
+WING_RADIUS = 5.0
 #: Padding around the images before the FFTs, against wrap-around (px).
 FFT_PAD = 32
 
@@ -69,7 +72,7 @@ def find_stars(image: np.ndarray, rms: float, mask: np.ndarray | None = None,
 
 def measure_psf(image: np.ndarray, stars: np.ndarray, saturation: float, path: str,
                 size: int = PSF_SIZE, max_used: int = 150) -> np.ndarray:
-    """The PSF as the median of bright, isolated, unsaturated stars, centred and normalised.
+    """The PSF as the weighted mean of bright, isolated, unsaturated stars, centred, sum 1.
 
     Parameters
     ----------
@@ -107,20 +110,59 @@ def measure_psf(image: np.ndarray, stars: np.ndarray, saturation: float, path: s
                                         "measure the PSF (saturated or empty image?)")
     xc, yc, _ = sep.winpos(np.ascontiguousarray(image, dtype=np.float32), chosen["x"],
                            chosen["y"], np.full(len(chosen), 1.2))
-    stamps = []
+    radius = np.hypot(*np.mgrid[-half:half + 1, -half:half + 1])
+    ring, outer = radius > half - 2, radius > WING_RADIUS
+    stamps, fluxes = [], []
     for x, y in zip(xc, yc, strict=True):
         ix, iy = int(round(x)), int(round(y))
         cut = image[iy - half - 1:iy + half + 2, ix - half - 1:ix + half + 2].astype(np.float64)
         moved = _fourier_shift(cut, iy - y, ix - x)[1:-1, 1:-1]
-        total = moved.sum()
-        if total > 0:
-            stamps.append(moved / total)
-    psf = np.median(stamps, axis=0)
-    ring = np.hypot(*np.mgrid[-half:half + 1, -half:half + 1]) > half - 2
-    psf -= np.median(psf[ring])
-    psf[ring] = 0.0
-    psf = np.clip(psf, 0, None)
-    return (psf / psf.sum()).astype(np.float32)
+        moved -= np.median(moved[ring])  # local sky: the global map is raised near stars
+        moved[ring] = 0.0
+        inner = moved[~outer].sum()  # less noisy than the whole stamp's sum
+        if inner > 0:
+            stamps.append(moved / inner)
+            fluxes.append(inner)
+    return _stack(np.array(stamps), np.array(fluxes)).astype(np.float32)
+
+
+def _stack(stamps: np.ndarray, fluxes: np.ndarray) -> np.ndarray:
+    """Weighted mean of unit-sum stamps ``(n, size, size)``; sum 1.
+
+    Stamps whose light within 2 px of the centre differs by more than 15 % from the 80th
+    percentile of the 15 brightest are blends or galaxies and are left out; pixels farther than 5
+    robust sigma from the median (neighbours, cosmic rays) too. Weights grow as flux² (optimal for
+    background-limited stars) up to the 5th brightest star, so that no single star rules.
+    Measured: an equal-weight median let the noise of the faint stars through (encircled
+    energy within 3 px 5 % off on a 1024² image); uncapped weights let one bright galaxy in.
+    """
+    half = stamps.shape[1] // 2
+    core = np.hypot(*np.mgrid[-half:half + 1, -half:half + 1]) <= 2
+    light = stamps[:, core].sum(1)
+    # the PSF is the most compact bright source: galaxies can outnumber the stars among
+    # the brightest (faint stamps are noisy)
+    typical = np.percentile(light[np.argsort(fluxes)[::-1][:15]], 80)
+    good = np.abs(light / typical - 1) < 0.15
+    if good.sum() >= 3:
+        stamps, fluxes = stamps[good], fluxes[good]
+    cap = np.sort(fluxes)[::-1][min(4, len(fluxes) - 1)]
+    median = np.median(stamps, axis=0)
+    spread = 1.4826 * np.median(np.abs(stamps - median), axis=0) + 1e-12
+    weights = ((np.abs(stamps - median) < 5 * spread)
+               * (np.minimum(fluxes, cap) ** 2)[:, None, None])
+    psf = (weights * stamps).sum(0) / np.maximum(weights.sum(0), 1e-30)
+    return _smooth_wings(psf)
+
+
+def _smooth_wings(psf: np.ndarray) -> np.ndarray:
+    """Beyond :data:`WING_RADIUS` px, the azimuthal mean in 1-px rings (the wings hold a few
+    % of the light spread over hundreds of noisy pixels); sum 1."""
+    half = psf.shape[0] // 2
+    radius = np.hypot(*np.mgrid[-half:half + 1, -half:half + 1])
+    rings = np.rint(radius).astype(int)
+    profile = np.bincount(rings.ravel(), psf.ravel()) / np.bincount(rings.ravel())
+    out = np.where(radius > WING_RADIUS, profile[rings], psf)
+    return out / out.sum()
 
 
 def _fourier_shift(stamp: np.ndarray, dy: float, dx: float) -> np.ndarray:

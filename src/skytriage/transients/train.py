@@ -1,14 +1,15 @@
-"""Training tiles from simulated pairs, and the training of the shipped CNN.
+"""Training tiles from simulated pairs, for the two layouts of the CNN.
 
 Every simulated pair goes through the real pipeline (alignment, ZOGY, candidates), so the
-CNN learns on the residuals it will meet. Two kinds of tiles are cut:
+CNN learns on the residuals it will meet.
 
-- candidate tiles, centred on each S_corr peak: real when a true transient lies within
-  2 px (target: its offset from the tile centre), bogus otherwise (cosmic rays, hot
-  pixels, saturated stars, subtraction residuals, noise);
-- optionally (``grid_fraction``), grid tiles (the study's layout), centred anywhere: real
-  when a transient with S/N >= 5 lies within 26 px of the centre on both axes (target:
-  the one nearest the centre).
+- ``candidates`` (the shipped scorer): tiles centred on each S_corr peak; real when a true
+  transient lies within 2 px (target: its offset from the tile centre), bogus otherwise
+  (cosmic rays, hot pixels, saturated stars, subtraction residuals, noise).
+- ``grid`` (the study's layout, the baseline): tiles centred anywhere, half of them within
+  reach of a transient; real when a transient with S/N >= 5 lies within 27 px of the
+  centre on both axes (target: the one nearest the centre). Tiles of a grid with 10-px
+  overlap step by 54 px, so every pixel lies that close to some tile's centre.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from skytriage.transients.detect import find_candidates, prepare_images
-from skytriage.transients.model import TILE, cut_tiles, triplet_planes
+from skytriage.transients.model import OVERLAP, TILE, cut_tiles, triplet_planes
 from skytriage.transients.simulate import PairConfig, simulate_pair
 
 #: A candidate within this distance (px) of a true transient is real.
 MATCH_RADIUS = 2.0
 #: Candidates are cut down to this |S_corr| so that the CNN also sees marginal ones.
 TRAINING_THRESHOLD = 4.5
-_GRID_REACH = TILE // 2 - 6
+_GRID_REACH = (TILE - OVERLAP) // 2
 
 
 @dataclass
@@ -41,9 +42,10 @@ class TileSet:
         return len(self.labels)
 
 
-def pair_tiles(seed: int, config: PairConfig, grid_fraction: float = 0.0) -> TileSet:
-    """Candidate tiles of one simulated pair, plus ``grid_fraction`` times as many grid
-    tiles."""
+def pair_tiles(seed: int, config: PairConfig, layout: str = "candidates",
+               grid_tiles: int = 120) -> TileSet:
+    """Tiles of one simulated pair: its candidates, or ``grid_tiles`` tiles of the grid
+    layout."""
     pair = simulate_pair(seed, config)
     prepared = prepare_images(pair.ref, pair.sci, pair.ref_header, pair.sci_header,
                               gains=(pair.ref_header["GAIN"], pair.sci_header["GAIN"]))
@@ -51,25 +53,34 @@ def pair_tiles(seed: int, config: PairConfig, grid_fraction: float = 0.0) -> Til
     planes = triplet_planes(prepared.sci, prepared.ref, sub.diff, prepared.noise_sci,
                             sub.flux_ratio, sub.diff_noise)
     truth = np.stack([np.asarray(pair.truth["x"]), np.asarray(pair.truth["y"])], 1)
-    snr = np.asarray(pair.truth["snr"])
-    candidates = find_candidates(sub.score, prepared.mask, TRAINING_THRESHOLD)
-    cx = np.rint(candidates["x"].to_numpy()).astype(int)
-    cy = np.rint(candidates["y"].to_numpy()).astype(int)
-    labels, offsets = _label(cx, cy, truth, MATCH_RADIUS)
-    rng = np.random.default_rng(seed + 1)
-    n_grid = int(grid_fraction * len(cx))
-    on_truth = rng.random(n_grid) < 0.5
-    pick = rng.integers(0, len(truth), n_grid)
-    gx = np.where(on_truth, truth[pick, 0] + rng.uniform(-_GRID_REACH, _GRID_REACH, n_grid),
-                  rng.uniform(0, pair.sci.shape[1], n_grid))
-    gy = np.where(on_truth, truth[pick, 1] + rng.uniform(-_GRID_REACH, _GRID_REACH, n_grid),
-                  rng.uniform(0, pair.sci.shape[0], n_grid))
-    gx = np.clip(np.rint(gx), 0, pair.sci.shape[1] - 1).astype(int)
-    gy = np.clip(np.rint(gy), 0, pair.sci.shape[0] - 1).astype(int)
-    bright = snr >= 5
-    g_labels, g_offsets = _label_grid(gx, gy, truth[bright])
-    return TileSet(cut_tiles(planes, np.concatenate([cx, gx]), np.concatenate([cy, gy])),
-                   np.concatenate([labels, g_labels]), np.concatenate([offsets, g_offsets]))
+    if layout == "grid":
+        rng = np.random.default_rng(seed + 1)
+        bright = np.asarray(pair.truth["snr"]) >= 5
+        cx, cy = _grid_centres(truth[bright], pair.sci.shape, grid_tiles, rng)
+        labels, offsets = _label_grid(cx, cy, truth[bright])
+    elif layout == "candidates":
+        candidates = find_candidates(sub.score, prepared.mask, TRAINING_THRESHOLD)
+        cx = np.rint(candidates["x"].to_numpy()).astype(int)
+        cy = np.rint(candidates["y"].to_numpy()).astype(int)
+        labels, offsets = _label(cx, cy, truth, MATCH_RADIUS)
+    else:
+        raise ValueError(f"layout must be 'candidates' or 'grid', not {layout!r}")
+    return TileSet(cut_tiles(planes, cx, cy), labels, offsets)
+
+
+def _grid_centres(truth: np.ndarray, shape: tuple[int, int], n: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` tile centres (int px): half within reach of a transient, half anywhere."""
+    near = rng.random(n) < 0.5 if len(truth) else np.zeros(n, bool)
+    pick = rng.integers(0, max(len(truth), 1), n)
+    ny, nx = shape
+    anywhere = rng.uniform(0, 1, (n, 2)) * (nx, ny)
+    around = (truth[pick] if len(truth) else anywhere) + rng.uniform(-_GRID_REACH, _GRID_REACH,
+                                                                      (n, 2))
+    xy = np.where(near[:, None], around, anywhere)
+    cx = np.clip(np.rint(xy[:, 0]), 0, nx - 1).astype(int)
+    cy = np.clip(np.rint(xy[:, 1]), 0, ny - 1).astype(int)
+    return cx, cy
 
 
 def _label(cx: np.ndarray, cy: np.ndarray, truth: np.ndarray, radius: float
@@ -101,12 +112,13 @@ def _label_grid(cx: np.ndarray, cy: np.ndarray, truth: np.ndarray
     return labels, offsets
 
 
-def tile_set(seeds, config: PairConfig, grid_fraction: float = 0.0, progress=None) -> TileSet:
+def tile_set(seeds, config: PairConfig, layout: str = "candidates", progress=None
+             ) -> TileSet:
     """Tiles of many simulated pairs, concatenated."""
     parts = []
     seeds = list(seeds)
     for i, seed in enumerate(seeds):
-        parts.append(pair_tiles(seed, config, grid_fraction))
+        parts.append(pair_tiles(seed, config, layout))
         if progress is not None:
             progress(i + 1, len(seeds))
     return TileSet(np.concatenate([p.tiles for p in parts]),
