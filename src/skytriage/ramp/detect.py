@@ -29,6 +29,10 @@ import numpy as np
 from scipy import ndimage
 
 CR, RTN, SNOWBALL, BAD, SATURATED = 1, 2, 4, 8, 32
+#: The level-change trigger for faint cosmic rays needs this many windows of differences
+#: per integration: in shorter ramps the pixel's flux is too uncertain (on 20-group ramps
+#: nearly all its triggers were noise).
+LEVEL_MIN_WINDOWS = 4
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,14 @@ class RuleSettings:
         their combined significance ``sum(z) / sqrt(n)`` passes ``cluster_total_sigma``.
     cluster_total_sigma : float
         See ``cluster_sigma``.
+    level_sigma : float
+        A faint cosmic ray shows better in the windowed level change of its pixel
+        (``rtn_window`` reads on each side: the read noise averages down) than in its one
+        difference: a difference above ``level_pixel_sigma`` where the level change peaks
+        above ``level_sigma`` is a cosmic ray, unless the pixel's level also falls by more
+        than ``rtn_candidate_sigma`` somewhere (a telegraph pixel).
+    level_pixel_sigma : float
+        See ``level_sigma``.
     curvature : float
         Relative noise term ``c`` (non-linearity, IPC, flat residuals).
     rtn_sigma : float
@@ -89,6 +101,8 @@ class RuleSettings:
     neighbour_sigma: float = 3.5
     cluster_sigma: float = 2.5
     cluster_total_sigma: float = 6.5
+    level_sigma: float = 5.0
+    level_pixel_sigma: float = 1.5
     curvature: float = 0.02
     rtn_sigma: float = 4.5
     rtn_window: int = 8
@@ -111,7 +125,9 @@ class Candidates:
     """Sparse candidate voxels: one entry per (integration, difference, y, x).
 
     ``group`` is the index of the first read that shows the event (difference index + 1);
-    ``z`` its significance (inf for a saturation onset); ``jump`` the excess charge (e-).
+    ``z`` its significance (inf for a saturation onset); ``jump`` the excess charge (e-);
+    ``level`` the significance of the windowed level change where it triggered
+    (``RuleSettings.level_sigma``; 0 elsewhere).
     """
 
     integration: np.ndarray
@@ -120,16 +136,22 @@ class Candidates:
     x: np.ndarray
     z: np.ndarray
     jump: np.ndarray
+    level: np.ndarray
+
+    FIELDS = ("integration", "group", "y", "x", "z", "jump", "level")
 
     @classmethod
     def concat(cls, parts: list[Candidates]) -> Candidates:
         """One list from many (e.g. one per band)."""
         if not parts:
             empty = np.zeros(0, np.int32)
-            return cls(empty, empty, empty, empty, np.zeros(0, np.float32),
-                       np.zeros(0, np.float32))
-        return cls(*(np.concatenate([getattr(p, name) for p in parts])
-                     for name in ("integration", "group", "y", "x", "z", "jump")))
+            floats = np.zeros(0, np.float32)
+            return cls(empty, empty, empty, empty, floats, floats, floats)
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.FIELDS))
+
+    def select(self, keep: np.ndarray) -> Candidates:
+        """The candidates where ``keep`` (bool or indices) holds."""
+        return Candidates(*(getattr(self, name)[keep] for name in self.FIELDS))
 
 
 @dataclass
@@ -251,7 +273,8 @@ def analyse_band(reads: np.ndarray, saturation: float, gain: float, read_noise: 
     if rtn_steps is not None:
         keep &= ~rtn_steps
     slope = _clipped_mean(diffs.reshape(-1, rows, nx), keep.reshape(-1, rows, nx), flux)
-    candidates = _candidates(z, diffs - flux, sat, rtn_steps, settings, y0)
+    level_voxels = _level_voxels(z, level, flux, read_noise, settings)
+    candidates = _candidates(z, diffs - flux, sat, rtn_steps, level_voxels, settings, y0)
     for row in rtn_rows:
         row["y"] += y0
     return BandResult(flux=flux, slope=slope, saturated=sat[:, -1].any(axis=0),
@@ -260,16 +283,87 @@ def analyse_band(reads: np.ndarray, saturation: float, gain: float, read_noise: 
 
 
 def _candidates(z: np.ndarray, excess: np.ndarray, sat: np.ndarray,
-                rtn_steps: np.ndarray | None, settings: RuleSettings, y0: int) -> Candidates:
-    """Voxels with a positive difference above ``cluster_sigma`` or a saturation onset."""
+                rtn_steps: np.ndarray | None, level_voxels: tuple[np.ndarray, np.ndarray],
+                settings: RuleSettings, y0: int) -> Candidates:
+    """Voxels with a positive difference above ``cluster_sigma``, a saturation onset, or
+    one at a significant peak of the windowed level change (see :class:`RuleSettings`)."""
     hot = z >= settings.cluster_sigma
     if rtn_steps is not None:
         hot &= ~rtn_steps
     onset = sat[:, 1:] & ~sat[:, :-1]
-    i, k, y, x = np.nonzero(hot | onset)
+    flat = np.flatnonzero(hot | onset)
+    level_flat, level_sigma = level_voxels
+    if rtn_steps is not None:
+        keep = ~rtn_steps.reshape(-1)[level_flat]
+        level_flat, level_sigma = level_flat[keep], level_sigma[keep]
+    if level_flat.size:
+        flat = np.union1d(flat, level_flat)
+    levels = np.zeros(flat.size, np.float32)
+    levels[np.searchsorted(flat, level_flat)] = level_sigma
+    i, k, y, x = np.unravel_index(flat, z.shape)
     zz = np.where(onset[i, k, y, x], np.inf, z[i, k, y, x]).astype(np.float32)
     return Candidates(i.astype(np.int32), (k + 1).astype(np.int32), (y + y0).astype(np.int32),
-                      x.astype(np.int32), zz, excess[i, k, y, x].astype(np.float32))
+                      x.astype(np.int32), zz, excess[i, k, y, x].astype(np.float32), levels)
+
+
+def _level_voxels(z: np.ndarray, level: np.ndarray | None, flux: np.ndarray,
+                  read_noise: float, settings: RuleSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Differences above ``level_pixel_sigma`` where their pixel's windowed level change
+    peaks above ``level_sigma`` (the largest within ``rtn_window`` differences either
+    side) in a pixel whose level never falls below ``-rtn_candidate_sigma``; none in ramps
+    shorter than :data:`LEVEL_MIN_WINDOWS` windows.
+
+    The significance here counts the error of the pixel's flux too: a flux off by
+    ``delta`` tilts the windowed level change by ``delta`` times the window, which in a
+    short ramp is as large as the read noise of the level itself.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        z-scores of the differences, ``(ints, n_diffs, rows, nx)``.
+    level : numpy.ndarray or None
+        Windowed level changes in sigma, same shape (from :func:`fit_telegraph`).
+    flux : numpy.ndarray
+        e- per group, ``(rows, nx)``.
+    read_noise : float
+        e- per read.
+    settings : RuleSettings
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Flat indices into ``z`` (sorted) and the significance at each.
+    """
+    empty = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    ints, n_diffs = z.shape[:2]
+    window = telegraph_window(n_diffs, settings)
+    if level is None or n_diffs < LEVEL_MIN_WINDOWS * window:
+        return empty
+    i, k, y, x = np.nonzero((level >= settings.level_sigma) & (z >= settings.level_pixel_sigma))
+    if i.size == 0:
+        return empty
+    around = np.clip(k[:, None] + np.arange(1 - window, window)[None], 0, n_diffs - 1)
+    peak = level[i[:, None], around, y[:, None], x[:, None]].max(axis=1) <= level[i, k, y, x]
+    i, k, y, x = i[peak], k[peak], y[peak], x[peak]
+    never_falls = level[:, :, y, x].min(axis=(0, 1)) > -settings.rtn_candidate_sigma
+    i, k, y, x = i[never_falls], k[never_falls], y[never_falls], x[never_falls]
+    weights, read_term = step_weights(n_diffs, window)
+    f = np.maximum(flux[y, x], 0)
+    variance = (read_term[k] * read_noise**2 + (weights[k] ** 2).sum(axis=1) * f
+                + (settings.curvature * f * window) ** 2)
+    # the mean of n differences telescopes: read noise 2 sigma^2 / n^2, Poisson f / n
+    n = ints * n_diffs
+    flux_error = 2 * read_noise**2 / (ints * n_diffs**2) + f / n
+    tilt = weights[k].sum(axis=1) ** 2 * flux_error
+    significance = level[i, k, y, x] * np.sqrt(variance / (variance + tilt))
+    keep = significance >= settings.level_sigma
+    flat = np.ravel_multi_index((i[keep], k[keep], y[keep], x[keep]), z.shape)
+    return flat, significance[keep].astype(np.float32)
+
+
+def telegraph_window(n_diffs: int, settings: RuleSettings) -> int:
+    """Reads on each side of a windowed level change for a ramp of ``n_diffs`` differences."""
+    return min(settings.rtn_window, max(2, n_diffs // 2))
 
 
 def step_weights(n_diffs: int, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +441,7 @@ def fit_telegraph(excess: np.ndarray, z: np.ndarray, valid: np.ndarray, flux: np
     ints, n_diffs, rows, nx = excess.shape
     if n_diffs < 4:
         return [], None, None
-    window = min(settings.rtn_window, max(2, n_diffs // 2))
+    window = telegraph_window(n_diffs, settings)
     weights, read_term = step_weights(n_diffs, window)
     f = np.maximum(flux, 0).reshape(-1)
     var = (read_term[:, None] * read_noise**2 + (weights**2).sum(axis=1)[:, None] * f[None]
@@ -738,8 +832,10 @@ def classify_candidates(cand: Candidates, shape: tuple[int, int], settings: Rule
     maybe_snow = (st["n"] >= settings.snowball_min_area) & (
         st["onset"] >= settings.snowball_min_saturated)
     is_snow = np.zeros(n_comp, bool)
+    core = cand.z >= settings.cluster_sigma  # without the faint level-change voxels
     for c in np.flatnonzero(maybe_snow):
         idx = order[starts[c]:starts[c + 1]]
+        idx = idx[core[idx]]
         event = _snowball_event(cand, idx, settings)
         if event is not None:
             is_snow[c] = True
@@ -749,7 +845,8 @@ def classify_candidates(cand: Candidates, shape: tuple[int, int], settings: Rule
     strong = (st["max_z"] >= settings.jump_sigma) | (st["n_pair"] >= 2) | (st["onset"] > 0)
     combined = st["sum_z"] / np.sqrt(np.maximum(st["n_finite"], 1))
     faint_ok = (st["n_finite"] >= 3) & (combined >= settings.cluster_total_sigma)
-    is_cr = ~is_snow & (strong | faint_ok)
+    stepped = st["max_level"] > 0
+    is_cr = ~is_snow & (strong | faint_ok | stepped)
     for c in np.flatnonzero(is_cr & (st["max_z"] < settings.halo_max_sigma)
                             & np.isin(st["key"], list(balls))):
         near = balls[int(st["key"][c])]
@@ -758,7 +855,8 @@ def classify_candidates(cand: Candidates, shape: tuple[int, int], settings: Rule
             is_cr[c] = False
             idx = order[starts[c]:starts[c + 1]]
             _paint_snowball(snowball, cand.y[idx], cand.x[idx], settings.halo_dilate)
-    limit = np.where(strong, settings.neighbour_sigma, settings.cluster_sigma)[comp]
+    limit = np.select([strong, stepped], [settings.neighbour_sigma, settings.level_pixel_sigma],
+                      settings.cluster_sigma)[comp]
     keep = is_cr[comp] & (cand.z >= limit)
     cr[cand.y[keep], cand.x[keep]] = True
     cr &= ~snowball
@@ -788,20 +886,29 @@ def _components(cand: Candidates) -> tuple[np.ndarray, int]:
 
 def _cluster_stats(cand: Candidates, comp: np.ndarray, n: int, settings: RuleSettings
                    ) -> dict[str, np.ndarray]:
-    """Per-cluster counts, sums, extremes, centroid and bounding box (arrays of ``n``)."""
+    """Per-cluster counts, sums, extremes, centroid and bounding box (arrays of ``n``).
+
+    Counts and sums are over the candidates above ``cluster_sigma`` (``n``, ``n_finite``,
+    ``sum_z``: the fainter differences found by their level change stay out of them);
+    centroid, bounding box and extremes over all.
+    """
+    core = cand.z >= settings.cluster_sigma
     finite = np.isfinite(cand.z)
     z = np.where(finite, cand.z, 0)
     jump = np.where(finite, cand.jump, 0)
     count = np.bincount(comp, minlength=n)
-    st = {"n": count,
+    st = {"n": np.bincount(comp, weights=core, minlength=n).astype(int),
           "onset": np.bincount(comp, weights=~finite, minlength=n).astype(int),
-          "n_finite": np.bincount(comp, weights=finite, minlength=n).astype(int),
+          "n_finite": np.bincount(comp, weights=finite & core, minlength=n).astype(int),
           "n_pair": np.bincount(comp, weights=z >= settings.pair_sigma, minlength=n),
-          "sum_z": np.bincount(comp, weights=z, minlength=n),
+          "sum_z": np.bincount(comp, weights=z * core, minlength=n),
           "sum_jump": np.bincount(comp, weights=jump, minlength=n),
+          "n_all": count,
+          "n_measured": np.bincount(comp, weights=finite, minlength=n).astype(int),
           "x": np.bincount(comp, weights=cand.x, minlength=n) / count,
           "y": np.bincount(comp, weights=cand.y, minlength=n) / count}
     for name, values, reducer, start in (("max_z", z, np.maximum, -np.inf),
+                                         ("max_level", cand.level, np.maximum, 0.0),
                                          ("max_jump", jump, np.maximum, -np.inf),
                                          ("x0", cand.x, np.minimum, np.inf),
                                          ("x1", cand.x, np.maximum, -np.inf),
@@ -823,16 +930,17 @@ def _cr_events(st: dict[str, np.ndarray], clusters: np.ndarray,
     """detections.json entries of the cosmic-ray clusters."""
     events = []
     for c in clusters:
-        n_finite = int(st["n_finite"][c])
+        n_finite = int(st["n_measured"][c])
         events.append({
             "type": "cr", "int": int(st["integration"][c]),
             "first_group": int(st["group"][c]), "x": float(st["x"][c]),
-            "y": float(st["y"][c]), "n_pixels": int(st["n"][c]),
+            "y": float(st["y"][c]), "n_pixels": int(st["n_all"][c]),
             "mean_intensity": float(st["sum_jump"][c] / n_finite) if n_finite else None,
             "max_intensity": float(st["max_jump"][c]) if n_finite else None,
             "extent": [int(st["x1"][c] - st["x0"][c] + 1), int(st["y1"][c] - st["y0"][c] + 1)],
             "max_sigma": float(st["max_z"][c]) if n_finite else None,
-            "combined_sigma": float(combined[c]), "n_saturated": int(st["onset"][c])})
+            "combined_sigma": float(combined[c]), "level_sigma": float(st["max_level"][c]),
+            "n_saturated": int(st["onset"][c])})
     return events
 
 

@@ -261,8 +261,7 @@ def _inside(cand: Candidates, refpix: int, shape: tuple[int, int]) -> Candidates
     ny, nx = shape
     keep = ((cand.y >= refpix) & (cand.y < ny - refpix) & (cand.x >= refpix)
             & (cand.x < nx - refpix))
-    return Candidates(*(getattr(cand, n)[keep] for n in
-                        ("integration", "group", "y", "x", "z", "jump")))
+    return cand.select(keep)
 
 
 #: Telegraph fits within this many snowball radii of a snowball are checked against it.
