@@ -75,18 +75,9 @@ def run_command(
 
 def _read_truth(path: Path):
     """A truth table (CSV or Parquet) with dataset, frame, label, labels."""
-    import pandas as pd
+    from skytriage.io.tables import read_table
 
-    from skytriage.errors import SkytriageInputError
-
-    try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (OSError, ValueError) as err:
-        raise SkytriageInputError(path, f"cannot read truth table: {err}") from err
-    missing = {"dataset", "frame", "label", "labels"} - set(table.columns)
-    if missing:
-        raise SkytriageInputError(path, f"truth table lacks {', '.join(sorted(missing))}")
-    return table
+    return read_table(path, {"dataset", "frame", "label", "labels"}, "truth table")
 
 
 @app.command("evaluate")

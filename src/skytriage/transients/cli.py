@@ -88,18 +88,9 @@ def run_command(
 
 def _read_catalogue(path: Path):
     """Stars for the zero point: a table with x, y, mag."""
-    from astropy.table import Table
+    from skytriage.io.tables import read_table
 
-    from skytriage.errors import SkytriageInputError
-
-    try:
-        table = Table.read(path, format="ascii.ecsv" if path.suffix == ".ecsv" else "ascii.csv")
-    except (OSError, ValueError) as err:
-        raise SkytriageInputError(path, f"cannot read the catalogue: {err}") from err
-    missing = {"x", "y", "mag"} - set(table.colnames)
-    if missing:
-        raise SkytriageInputError(path, f"catalogue lacks {', '.join(sorted(missing))}")
-    return table.to_pandas()
+    return read_table(path, {"x", "y", "mag"}, "catalogue")
 
 
 @app.command("train")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from astropy.table import Table
 from scipy.spatial import cKDTree
 
 from skytriage.errors import SkytriageInputError
 from skytriage.io import write_csv, write_json
+from skytriage.io.tables import read_table
 
 #: A claim within this distance (px) of a true transient finds it.
 MATCH_RADIUS = 3.0
@@ -32,14 +32,7 @@ METHODS = ("full", "extraction", "extraction_gaussian", "cnn_grid")
 
 def read_truth(path: str | os.PathLike) -> pd.DataFrame:
     """A truth catalogue (``x, y, kind, snr, delta_flux, mag_diff, delta_mag, ...``)."""
-    try:
-        table = Table.read(path, format="ascii.ecsv")
-    except (OSError, ValueError) as err:
-        raise SkytriageInputError(path, f"cannot read the truth catalogue: {err}") from err
-    missing = {"x", "y", "snr"} - set(table.colnames)
-    if missing:
-        raise SkytriageInputError(path, f"truth catalogue lacks {', '.join(sorted(missing))}")
-    return table.to_pandas()
+    return read_table(path, {"x", "y", "snr"}, "truth catalogue")
 
 
 def match(found: pd.DataFrame, truth: pd.DataFrame, radius: float = MATCH_RADIUS
