@@ -8,7 +8,8 @@ does not: it measures on 100 and 200-201, the network trained on 1000-1007) and 
 per seed, the per-class scores (all visible events, then ``clear_only``) and the missed
 telegraph pixels and cosmic rays with what may explain them: RTN amplitude (e-), number
 of transitions, best-visit SNR (``visit_snr``), whether a snowball covers the pixel; CR
-energy (e-), footprint, whether another event covers its peak pixel (``overlapped``).
+energy (e-), footprint, whether another event covers its peak pixel (``overlapped``);
+then the telegraph pixel recall per bin of ``visit_snr`` over all seeds.
 """
 
 from __future__ import annotations
@@ -23,14 +24,31 @@ from skytriage.ramp.model import shipped_model
 from skytriage.ramp.simulate import CR, RTN, SNOWBALL, truth_of
 
 
-def missed(sim, mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Missed visible telegraph pixels and cosmic rays of one simulated ramp."""
+VISIT_SNR_BINS = [0, 3, 4, 5, 6, 8, 12, np.inf]
+
+
+def telegraph_table(sim, mask: np.ndarray) -> pd.DataFrame:
+    """Visible telegraph pixels of one simulated ramp and whether ``mask`` found them."""
     events = sim.events.reset_index(drop=True)
-    ids = sim.event_ids
     rtn = events[(events["kind"] == "rtn") & events["visible"]].copy()
     ys, xs = rtn["y"].astype(int).to_numpy(), rtn["x"].astype(int).to_numpy()
     rtn["found"] = mask[ys, xs] & RTN > 0
     rtn["under_snowball"] = sim.truth_mask[ys, xs] & SNOWBALL > 0
+    return rtn
+
+
+def recall_by_visit_snr(rtn: pd.DataFrame) -> pd.DataFrame:
+    """Telegraph pixel recall per bin of the truth's ``visit_snr`` (the visit's S/N that
+    no line plus one step explains): where a detector's limit lies."""
+    bins = pd.cut(rtn["visit_snr"], VISIT_SNR_BINS)
+    return rtn.groupby(bins, observed=True)["found"].agg(recall="mean", pixels="count")
+
+
+def missed(sim, mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Missed visible telegraph pixels and cosmic rays of one simulated ramp."""
+    events = sim.events.reset_index(drop=True)
+    ids = sim.event_ids
+    rtn = telegraph_table(sim, mask)
     cr = events[(events["kind"] == "cr") & events["visible"]].copy()
     owned = np.bincount(ids[ids >= 0], minlength=len(events))
     hit = np.bincount(ids[(ids >= 0) & (mask & CR > 0)], minlength=len(events))
@@ -51,6 +69,7 @@ def main() -> None:
     first, _, last = args.seeds.partition("-")
     model = shipped_model()
     pd.set_option("display.width", 140)
+    tables = []
     for seed in range(int(first), int(last or first) + 1):
         sky = {} if args.sky is None else {"sky": (args.sky, args.sky)}
         sim = simulate_ramp(RampSimConfig(shape=(args.size, args.size),
@@ -66,8 +85,11 @@ def main() -> None:
                        if k in ("event_recall", "pixel_recall", "pixel_precision")}
                 for name, s in scores.items() if name != "any"})
         rtn, cr = missed(sim, result.mask)
+        tables.append(telegraph_table(sim, result.mask))
         print(f"missed telegraph pixels ({len(rtn)}):\n{rtn.round(1).to_string()}")
         print(f"missed cosmic rays ({len(cr)}):\n{cr.round(1).to_string()}\n")
+    print("telegraph pixel recall by visit_snr, all seeds:")
+    print(recall_by_visit_snr(pd.concat(tables)).round(3).to_string())
 
 
 if __name__ == "__main__":

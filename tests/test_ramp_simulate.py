@@ -98,9 +98,10 @@ def test_written_truth_reads_back(tmp_path):
     assert list(truth.events["kind"]) == list(sim.events["kind"])
 
 
-def test_visit_snr_is_the_matched_filter_of_the_best_visit():
-    """A visit of L reads out of N: SNR = A sqrt(L (N - L) / N) / read noise; a pixel that
-    toggles once has no visit (0)."""
+def test_visit_snr_is_what_no_line_and_step_explain():
+    """A visit's SNR is the residual of its box after the best line + one step fit (by
+    brute force here), below the known-slope bound A sqrt(L (N - L) / N) / read noise;
+    a pixel that toggles once has no visit (0)."""
     from skytriage.ramp.simulate import _Telegraph
 
     states = np.zeros((20, 3), bool)
@@ -109,6 +110,61 @@ def test_visit_snr_is_the_matched_filter_of_the_best_visit():
     states[12:, 2] = True  # one toggle only
     telegraph = _Telegraph(np.arange(3), np.array([60.0, 30.0, 200.0]), states, (1, 3))
     snr = telegraph.visit_snr(20, 12.0)
-    assert snr[0] == pytest.approx(60 * np.sqrt(4 * 16 / 20) / 12)
-    assert snr[1] == pytest.approx(30 * np.sqrt(9 * 11 / 20) / 12)
+
+    j = np.arange(20.0)
+
+    def unexplained(box):
+        left = []
+        for step in range(1, 20):
+            design = np.stack([np.ones(20), j, j >= step], axis=1)
+            fit = np.linalg.lstsq(design, box, rcond=None)[0]
+            left.append(np.linalg.norm(box - design @ fit))
+        return min(left)
+
+    box0 = ((j >= 6) & (j < 10)).astype(float)
+    assert snr[0] == pytest.approx(60 * unexplained(box0) / 12, rel=1e-6)
+    assert snr[0] < 60 * np.sqrt(4 * 16 / 20) / 12
+    visits1 = [((j >= a) & (j < b)).astype(float) for a, b in ((2, 4), (4, 8), (8, 17))]
+    assert snr[1] == pytest.approx(30 * max(unexplained(v) for v in visits1) / 12, rel=1e-6)
     assert snr[2] == 0
+
+
+def test_telegraph_changes_while_saturated_are_not_counted():
+    """A pixel that toggles down, saturates (a snowball core) and toggles back up while
+    saturated shows one change: it is not a visible telegraph pixel and has no visit."""
+    from skytriage.ramp.simulate import _Telegraph
+
+    states = np.ones((20, 2), bool)
+    states[5:9] = False  # a low visit at reads 5-8 in both pixels
+    telegraph = _Telegraph(np.arange(2), np.array([120.0, 120.0]), states, (1, 2))
+    telegraph.readable[7:, 0] = False  # pixel 0 saturates at read 7
+    np.testing.assert_array_equal(telegraph.transitions(), [1, 2])
+    snr = telegraph.visit_snr(20, 12.0)
+    assert snr[0] == 0 and snr[1] > 5
+
+
+def test_simulated_truth_counts_only_readable_telegraph_changes():
+    """In a simulated ramp with snowball cores over telegraph pixels, a telegraph pixel is
+    visible when it changes twice between unsaturated reads, ambiguous when once."""
+    import skytriage.ramp.simulate as simulate
+
+    captured = {}
+    original = simulate._telegraph
+
+    def keep(config, rng):
+        captured["rtn"] = original(config, rng)
+        return captured["rtn"]
+
+    simulate._telegraph = keep
+    try:
+        sim = simulate.simulate_ramp(RampSimConfig(shape=(256, 256), n_groups=20,
+                                                   rtn_fraction=0.05, snowball_rate=60.0), 5)
+    finally:
+        simulate._telegraph = original
+    rtn = captured["rtn"]
+    raw = np.count_nonzero(np.diff(rtn.states, axis=0), axis=0)
+    shown = rtn.transitions()
+    assert (shown < raw).any()  # some changes happen while the pixel is saturated
+    ys, xs = np.divmod(rtn.index, 256)
+    np.testing.assert_array_equal(sim.truth_mask[ys, xs] & 2 > 0, shown >= 2)
+    np.testing.assert_array_equal(sim.ambiguous[ys, xs], shown == 1)

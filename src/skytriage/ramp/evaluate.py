@@ -16,9 +16,10 @@ flags in the benchmark), with the classes it does not have left empty.
 ``clear_only=True`` also leaves out what no detector could tell apart, the same way for
 every tool (reported beside the full scores, never instead of them):
 
-- *faint telegraph pixels*: toggled at least twice, but no visit of the other state has a
-  matched-filter SNR of :data:`CLEAR_VISIT_SNR` even with the slope and the transition
-  reads known (the simulator's ``visit_snr``); their pixels are not scored;
+- *faint telegraph pixels*: toggled at least twice, but no visit of the other state has
+  an SNR of :data:`CLEAR_VISIT_SNR` even with the transition reads known, counting only
+  the part of the visit that no line plus one lasting step (a faint cosmic ray) explains
+  (the simulator's ``visit_snr``); their pixels are not scored;
 - *overlapped cosmic rays*: the pixel of the event's largest deposit belongs to another
   event (a snowball or a later cosmic ray over it), so what is left of it is the faint
   spill; they leave the event recall.

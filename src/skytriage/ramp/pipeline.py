@@ -264,21 +264,28 @@ def _inside(cand: Candidates, refpix: int, shape: tuple[int, int]) -> Candidates
     return cand.select(keep)
 
 
-#: Telegraph fits within this many snowball radii of a snowball are checked against it.
-SNOWBALL_REACH = 2.0
+#: Telegraph fits within this many *measured* snowball radii (the measured radius already
+#: spans the halo) are checked against the snowball's step.
+SNOWBALL_REACH = 1.15
 
 
 def _snowball_step(row: dict, snowballs: list[dict]) -> bool:
-    """Whether a telegraph fit near a snowball (:data:`SNOWBALL_REACH` radii) puts a rise at
-    the snowball's own step or the group after it (the halo still grows a little there;
-    one group earlier too for a windowed level change): then the fit took the snowball's
-    faint halo step for a telegraph rise."""
+    """Whether a telegraph fit inside a snowball's halo (:data:`SNOWBALL_REACH` measured
+    radii) owes its telegraph shape to the snowball's step.
+
+    That is when it puts a rise at the snowball's own group or the group after (the halo
+    still grows a little there; one group earlier too for a windowed level change) and
+    fewer than two transitions remain without those rises: the fit then took the faint
+    halo step for a telegraph rise. A pixel that toggles elsewhere in the ramp as well
+    is kept.
+    """
     for ball in snowballs:
         if np.hypot(row["x"] - ball["x"], row["y"] - ball["y"]) > SNOWBALL_REACH * ball["radius"]:
             continue
         group = ball["first_group"]
-        if any(i == ball["int"] and group - windowed <= g <= group + 1 and sign > 0
-               for i, g, sign, windowed in row["transition_groups"]):
+        at_step = [i == ball["int"] and group - windowed <= g <= group + 1 and sign > 0
+                   for i, g, sign, windowed in row["transition_groups"]]
+        if any(at_step) and len(at_step) - sum(at_step) < 2:
             return True
     return False
 

@@ -15,6 +15,7 @@ The truth is a 2-D uint16 mask with the bits of the ``ramp`` contract (1 cosmic 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,11 +254,20 @@ def simulate_ramp(config: RampSimConfig | None = None, seed: int = 0) -> Simulat
             offset = rtn.offsets(integration * config.n_groups + group)
             data[integration, group] = readout.read(charge, offset, rng)
         saturated |= data[integration, -1] >= config.saturation
+    rtn.readable = _unsaturated_reads(data, rtn.index, config.saturation)
     truth, ids, ambiguous, table = _truth(config, events, rtn, saturated)
     header = {"GAIN": config.gain, "RDNOISE": config.read_noise,
               "SATURATE": config.saturation, "TGROUP": config.frame_time,
               "REFPIX": config.refpix, "SKYFLUX": round(sky, 3), "BUNIT": "DN"}
     return SimulatedRamp(data, header, truth, ids, ambiguous, table, config)
+
+
+def _unsaturated_reads(data: np.ndarray, index: np.ndarray, saturation: float) -> np.ndarray:
+    """bool ``(n_ints * n_groups, len(index))``: reads of the pixels at flat ``index``
+    below saturation."""
+    ints, groups = data.shape[:2]
+    flat = data.reshape(ints * groups, -1)[:, index]
+    return flat < saturation
 
 
 def _scene(config: RampSimConfig, sky: float, rng: np.random.Generator) -> np.ndarray:
@@ -372,6 +382,13 @@ class _Telegraph:
         self.amplitude = amplitude  # e-
         self.states = states  # bool (n_reads, n_pixels)
         self.shape = shape
+        self.readable = np.ones_like(states)  # bool (n_reads, n_pixels): not saturated
+
+    def _changes(self, first: int = 0, stop: int | None = None) -> np.ndarray:
+        """bool ``(reads - 1, n_pixels)``: state changes between two readable reads."""
+        states = self.states[first:stop]
+        readable = self.readable[first:stop]
+        return np.diff(states, axis=0) & readable[1:] & readable[:-1]
 
     def offsets(self, read: int) -> np.ndarray:
         """Offset (e-) of every pixel at one read, float32 ``(ny, nx)``."""
@@ -380,26 +397,47 @@ class _Telegraph:
         return out
 
     def transitions(self) -> np.ndarray:
-        """Number of state changes per RTN pixel over the exposure."""
-        return np.count_nonzero(np.diff(self.states, axis=0), axis=0)
+        """Number of state changes per RTN pixel over the exposure that the reads show
+        (a change while the pixel is saturated shows nowhere)."""
+        return np.count_nonzero(self._changes(), axis=0)
 
     def visit_snr(self, n_groups: int, read_noise: float) -> np.ndarray:
         """Best signal-to-noise ratio of one visit per RTN pixel (0 without any).
 
         A visit is a stay in one state with a transition on both sides, within one
-        integration. Its matched-filter SNR with everything else known (slope, where the
-        transitions are, white read noise only) is ``A sqrt(L (N - L) / N) / sigma_read``
-        for ``L`` of ``N`` reads: no detector can see a visit far below it.
+        integration. Its SNR is that of the part of the visit no ramp without telegraph
+        noise explains: what is left of the box of ``L`` reads (amplitude ``A``) after the
+        best fit of a free line plus one lasting step (a faint cosmic ray), over white
+        read noise, with the transition reads known (see :func:`visit_distinctness`). It is
+        at most ``A sqrt(L (N - L) / N) / sigma_read``, the SNR with the slope known and
+        no step to compete: no detector can see a visit far below it.
         """
         best = np.zeros(self.states.shape[1])
         for start in range(0, self.states.shape[0], n_groups):
-            changed = np.diff(self.states[start:start + n_groups], axis=0)
+            changed = self._changes(start, start + n_groups)
             for pixel in np.flatnonzero(np.count_nonzero(changed, axis=0) >= 2):
                 reads = np.flatnonzero(changed[:, pixel]) + 1  # first read of each state
-                length = np.diff(reads).astype(float)
-                snr = self.amplitude[pixel] * np.sqrt(length * (n_groups - length) / n_groups)
-                best[pixel] = max(best[pixel], snr.max() / max(read_noise, 1e-9))
+                distinct = max(visit_distinctness(int(a), int(b), n_groups)
+                               for a, b in zip(reads[:-1], reads[1:], strict=True))
+                snr = self.amplitude[pixel] * distinct / max(read_noise, 1e-9)
+                best[pixel] = max(best[pixel], snr)
         return best
+
+
+@functools.lru_cache(maxsize=4096)
+def visit_distinctness(start: int, end: int, n_reads: int) -> float:
+    """Norm of a unit box over reads ``start .. end - 1`` of ``n_reads`` left after the
+    least-squares fit of an offset, a slope and the best single lasting step (a line and
+    one jump explain any other part of it): the SNR of a visit of amplitude 1 over unit
+    white noise."""
+    j = np.arange(n_reads, dtype=float)
+    box = ((j >= start) & (j < end)).astype(float)
+    left = []
+    for step in range(1, n_reads):
+        design = np.stack([np.ones(n_reads), j, (j >= step).astype(float)], axis=1)
+        q = np.linalg.qr(design)[0]
+        left.append(np.linalg.norm(box - q @ (q.T @ box)))
+    return float(min(left))
 
 
 def _telegraph(config: RampSimConfig, rng: np.random.Generator) -> _Telegraph:
