@@ -13,7 +13,7 @@ from astropy.io import fits
 from skytriage.crmask import run
 from skytriage.crmask.evaluate import evaluate_mask, load_truth, pooled
 from skytriage.crmask.simulate import draw_plan, simulate_exposure, write_exposure
-from skytriage.errors import SkytriageInputError
+from skytriage.errors import SkytriageInputError, SkytriageUsageError
 
 SKYTRIAGE = [sys.executable, "-m", "skytriage"]
 
@@ -33,12 +33,12 @@ def unseen(tmp_path_factory):
     return root, paths
 
 
-def _score(paths, method):
+def _score(paths, method, **options):
     rows = []
     for path in paths:
         truth = load_truth(path)
         result = run(truth.image, method=method, gain=truth.gain, readnoise=truth.readnoise,
-                     saturation=truth.saturation, inpaint="median")
+                     saturation=truth.saturation, inpaint="median", **options)
         rows.append(evaluate_mask(method, result.cosmic_rays, result.probability, truth)[0])
     import pandas as pd
 
@@ -56,6 +56,17 @@ def test_unet_masks_unseen_exposures_well_and_beats_lacosmic(unseen):
     assert unet["f1"] > lacosmic["f1"] + 0.2
     assert unet["false_core_rate"] < lacosmic["false_core_rate"]
     assert lacosmic["f1"] > 0.4  # the classical baseline works, just less well
+
+
+def test_star_floor_finds_more_hits_on_stars_without_eating_cores(unseen):
+    _, paths = unseen
+    plain, grown = _score(paths, "unet"), _score(paths, "unet", star_floor=0.2)
+    assert grown["recall_10rms"] > plain["recall_10rms"] + 0.1
+    assert grown["recall_160rms"] >= plain["recall_160rms"]
+    assert grown["false_core_rate"] <= plain["false_core_rate"] + 0.01
+    assert grown["f1"] > plain["f1"] - 0.03
+    with pytest.raises(SkytriageUsageError, match="star-floor"):
+        run(np.zeros((64, 64), np.float32), method="lacosmic", star_floor=0.2)
 
 
 def test_tiles_leave_no_seams_and_edges_no_artefacts(unseen, monkeypatch):

@@ -60,6 +60,10 @@ def run_command(
     inpaint: Annotated[str, typer.Option(help="median (masked 5x5) or unet (learned).")
                        ] = "median",
     model: Annotated[Path | None, typer.Option(help="Mask network checkpoint (.pt).")] = None,
+    star_floor: Annotated[float | None, typer.Option(
+        help="unet: near bright sources, grow flagged hits into pixels whose probability "
+             "passes this lower cut (0.2: more hits on star cores found, F1 a little "
+             "lower; see docs/results.md).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo inputs whose outputs exist.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -68,7 +72,7 @@ def run_command(
     from skytriage.crmask.pipeline import run_file
 
     params = {"method": method, "gain": gain, "readnoise": readnoise, "threshold": threshold,
-              "saturation": saturation, "inpaint": inpaint,
+              "saturation": saturation, "inpaint": inpaint, "star_floor": star_floor,
               "model": str(model) if model else "shipped"}
     summary = RunSummary("crmask", images, params)
     results = {}
@@ -80,7 +84,7 @@ def run_command(
         try:
             result = run_file(path, method=method, gain=gain, readnoise=readnoise,
                               threshold=threshold, saturation=saturation, inpaint=inpaint,
-                              model=str(model) if model else None)
+                              model=str(model) if model else None, star_floor=star_floor)
         except SkytriageInputError as err:
             summary.fail(path, err)
             continue
@@ -172,7 +176,7 @@ def evaluate_command(
     images: Annotated[list[Path], typer.Argument(
         help="Exposures written by 'skytriage simulate crmask' (or their folder).")],
     out: OutOption,
-    methods: Annotated[str, typer.Option(help="Comma-separated: skytriage-unet, "
+    methods: Annotated[str, typer.Option(help="Comma-separated: skytriage-unet, skytriage-unet-stars, "
                                               "skytriage-lacosmic, astroscrappy, deepcr-acs-wfc, "
                                               "deepcr-decam, cosmic-conn-ground, "
                                               "cosmic-conn-hst.")

@@ -25,6 +25,19 @@ def skytriage_unet(image, *, gain, readnoise, saturation):
     return result.cosmic_rays, result.probability
 
 
+def skytriage_unet_stars(image, *, gain, readnoise, saturation):
+    """skytriage's U-Net with hits near bright sources grown to probability 0.2."""
+    from skytriage.crmask.pipeline import run
+
+    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
+                 inpaint="median", star_floor=STAR_FLOOR)
+    return result.cosmic_rays, result.probability
+
+
+STAR_FLOOR = 0.2
+"""``--star-floor`` of the ``skytriage-unet-stars`` masker."""
+
+
 def skytriage_lacosmic(image, *, gain, readnoise, saturation):
     """skytriage's L.A.Cosmic: astroscrappy with skytriage's noise model."""
     from skytriage.crmask.pipeline import run
@@ -90,6 +103,7 @@ def cosmic_conn(model: str = "ground_imaging") -> Masker:
 
 MASKERS: dict[str, Callable[[], Masker]] = {
     "skytriage-unet": lambda: skytriage_unet,
+    "skytriage-unet-stars": lambda: skytriage_unet_stars,
     "skytriage-lacosmic": lambda: skytriage_lacosmic,
     "astroscrappy": lambda: astroscrappy_default,
     "deepcr-acs-wfc": lambda: deepcr("ACS-WFC"),
