@@ -23,7 +23,6 @@ from skytriage.ramp import RampSimConfig, run, score, simulate_ramp
 from skytriage.ramp.model import shipped_model
 from skytriage.ramp.simulate import CR, RTN, SNOWBALL, truth_of
 
-
 VISIT_SNR_BINS = [0, 3, 4, 5, 6, 8, 12, np.inf]
 
 

@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from skytriage.crmask import run
-from skytriage.crmask.evaluate import evaluate_mask, load_truth, pooled
+from skytriage.crmask.evaluate import evaluate_mask, load_truth, pixel_scores, pooled
 from skytriage.crmask.simulate import draw_plan, simulate_exposure, write_exposure
 from skytriage.errors import SkytriageInputError, SkytriageUsageError
 
@@ -67,6 +67,23 @@ def test_star_floor_finds_more_hits_on_stars_without_eating_cores(unseen):
     assert grown["f1"] > plain["f1"] - 0.03
     with pytest.raises(SkytriageUsageError, match="star-floor"):
         run(np.zeros((64, 64), np.float32), method="lacosmic", star_floor=0.2)
+
+
+def test_clear_scores_leave_out_only_deposits_near_the_threshold(unseen):
+    """The truth mask is deposit_sigma > 2; the clear scores ignore deposits of 1-3 sigma:
+    a mask of the deposits above 3 sigma misses truth pixels but none that count there,
+    and one that adds the pixels of deposits below 1 sigma is charged for them."""
+    _, paths = unseen
+    truth = load_truth(paths[0])
+    deposit, valid = truth.deposit_sigma, truth.valid
+    assert np.mean(((deposit > 2) == truth.cosmic)[valid]) > 0.999
+    strong = (deposit > 3) & valid
+    scores = pixel_scores(strong, truth)
+    assert scores["recall"] < 0.95
+    assert scores["clear_fn"] == 0 and scores["clear_fp"] == 0
+    faint = (deposit > 0.2) & (deposit <= 1) & valid
+    assert faint.sum() > 100
+    assert pixel_scores(strong | faint, truth)["clear_fp"] == faint.sum()
 
 
 def test_tiles_leave_no_seams_and_edges_no_artefacts(unseen, monkeypatch):
@@ -170,5 +187,6 @@ def test_evaluate_command_writes_table_and_report(unseen, tmp_path):
 
     table = pd.read_csv(out / "table.csv")
     assert list(table["method"]) == ["skytriage-unet", "skytriage-lacosmic"]
-    assert {"f1", "recall_160rms", "false_core_rate", "recall_at_fpr_0.0001"} <= set(table)
+    assert {"f1", "f1_clear", "recall_160rms", "false_core_rate",
+            "recall_at_fpr_0.0001"} <= set(table)
     assert (out / "report.html").stat().st_size > 50_000  # figures inlined

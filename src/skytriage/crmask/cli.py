@@ -176,8 +176,9 @@ def evaluate_command(
     images: Annotated[list[Path], typer.Argument(
         help="Exposures written by 'skytriage simulate crmask' (or their folder).")],
     out: OutOption,
-    methods: Annotated[str, typer.Option(help="Comma-separated: skytriage-unet, skytriage-unet-stars, "
-                                              "skytriage-lacosmic, astroscrappy, deepcr-acs-wfc, "
+    methods: Annotated[str, typer.Option(help="Comma-separated: skytriage-unet, "
+                                              "skytriage-unet-stars, skytriage-lacosmic, "
+                                              "astroscrappy, deepcr-acs-wfc, "
                                               "deepcr-decam, cosmic-conn-ground, "
                                               "cosmic-conn-hst.")
                        ] = "skytriage-unet,skytriage-lacosmic,astroscrappy",

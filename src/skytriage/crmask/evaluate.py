@@ -2,7 +2,10 @@
 
 Every figure is computed against the simulator's truth, with saturated pixels left out:
 
-* pixel precision, recall and F1 over the whole image;
+* pixel precision, recall and F1 over the whole image; beside them the same with the
+  pixels whose deposit lies within 1 sigma of the truth's 2-sigma threshold left out
+  (:data:`CLEAR_BAND`: noise decides which side of it they fall, so no detector can
+  know; ``precision_clear``, ``recall_clear``, ``f1_clear``);
 * recall within star regions: pixels where the noiseless sources exceed k × the
   background rms, k in :data:`STAR_LEVELS` (the brighter k, the closer to star cores);
 * false star cores: clean, unsaturated, visible stars whose peak pixel is flagged;
@@ -32,6 +35,10 @@ STAR_LEVELS = (3, 5, 10, 20, 40, 80, 160)
 FPR_POINTS = (1e-4, 5e-3)
 VISIBLE_PEAK = 5.0
 """A star counts for false cores and contamination when its peak exceeds this many rms."""
+CLEAR_BAND = (1.0, 3.0)
+"""Deposits (in sigma of the pixel's own noise) between these count neither way in the
+``*_clear`` pixel scores: a clean pixel has at most the first, a cosmic-ray pixel more
+than the second (benchmarks/crmask_truth_ceiling.py measures why)."""
 
 
 @dataclass
@@ -66,6 +73,13 @@ class Truth:
         """Pixels that count (not saturated)."""
         return (self.mask & BIT_SATURATED) == 0
 
+    @property
+    def deposit_sigma(self) -> np.ndarray:
+        """Cosmic-ray deposit over each pixel's own noise (read noise, sky and source
+        Poisson noise), float32 ``(ny, nx)``: what the truth mask thresholds at 2."""
+        noise_e = np.sqrt(self.readnoise**2 + self.sources + self.sky_adu * self.gain)
+        return (self.image - self.clean) * np.float32(self.gain) / noise_e
+
 
 def load_truth(image_path: str | os.PathLike) -> Truth:
     """Read an exposure written by ``skytriage simulate crmask`` with its truth files."""
@@ -96,7 +110,17 @@ def pixel_scores(pred: np.ndarray, truth: Truth) -> dict:
     fn = int(np.count_nonzero(~pred & cosmic & valid))
     negatives = int(np.count_nonzero(valid & ~cosmic))
     return {"tp": tp, "fp": fp, "fn": fn, "negatives": negatives,
-            "fpr": fp / max(negatives, 1), **_prf(tp, fp, fn)}
+            "fpr": fp / max(negatives, 1), **_prf(tp, fp, fn), **_clear_counts(pred, truth)}
+
+
+def _clear_counts(pred: np.ndarray, truth: Truth) -> dict:
+    """tp/fp/fn with the deposits inside :data:`CLEAR_BAND` left out (``clear_*``)."""
+    deposit, valid = truth.deposit_sigma, truth.valid
+    positive = (deposit > CLEAR_BAND[1]) & valid
+    negative = (deposit <= CLEAR_BAND[0]) & valid
+    return {"clear_tp": int(np.count_nonzero(pred & positive)),
+            "clear_fp": int(np.count_nonzero(pred & negative)),
+            "clear_fn": int(np.count_nonzero(~pred & positive))}
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:
@@ -236,6 +260,9 @@ def pooled(rows: pd.DataFrame) -> pd.DataFrame:
         line = {"method": method, "images": len(group),
                 **_prf(int(sums["tp"]), int(sums["fp"]), int(sums["fn"])),
                 "fpr": sums["fp"] / max(sums["negatives"], 1)}
+        if "clear_tp" in sums:
+            clear = _prf(int(sums["clear_tp"]), int(sums["clear_fp"]), int(sums["clear_fn"]))
+            line.update({f"{k}_clear": v for k, v in clear.items()})
         for k in STAR_LEVELS:
             n = sums[f"cr_in_{k}"]
             line[f"recall_{k}rms"] = sums[f"hit_in_{k}"] / n if n else float("nan")
