@@ -25,6 +25,10 @@ def skytriage_unet(image, *, gain, readnoise, saturation):
     return result.cosmic_rays, result.probability
 
 
+STAR_FLOOR = 0.2
+"""``--star-floor`` of the ``skytriage-unet-stars`` masker."""
+
+
 def skytriage_unet_stars(image, *, gain, readnoise, saturation):
     """skytriage's U-Net with hits near bright sources grown to probability 0.2."""
     from skytriage.crmask.pipeline import run
@@ -32,10 +36,6 @@ def skytriage_unet_stars(image, *, gain, readnoise, saturation):
     result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
                  inpaint="median", star_floor=STAR_FLOOR)
     return result.cosmic_rays, result.probability
-
-
-STAR_FLOOR = 0.2
-"""``--star-floor`` of the ``skytriage-unet-stars`` masker."""
 
 
 def skytriage_lacosmic(image, *, gain, readnoise, saturation):
