@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +74,11 @@ class Truth:
         """Pixels that count (not saturated)."""
         return (self.mask & BIT_SATURATED) == 0
 
-    @property
+    @cached_property
     def deposit_sigma(self) -> np.ndarray:
         """Cosmic-ray deposit over each pixel's own noise (read noise, sky and source
-        Poisson noise), float32 ``(ny, nx)``: what the truth mask thresholds at 2."""
+        Poisson noise), float32 ``(ny, nx)``: what the truth mask thresholds at 2
+        (computed once per exposure, shared by every method scored on it)."""
         noise_e = np.sqrt(self.readnoise**2 + self.sources + self.sky_adu * self.gain)
         return (self.image - self.clean) * np.float32(self.gain) / noise_e
 
