@@ -190,3 +190,51 @@ def test_evaluate_command_writes_table_and_report(unseen, tmp_path):
     assert {"f1", "f1_clear", "recall_160rms", "false_core_rate",
             "recall_at_fpr_0.0001"} <= set(table)
     assert (out / "report.html").stat().st_size > 50_000  # figures inlined
+
+
+def _line(shape, x0, y0, angle_deg, length, width=1):
+    """bool mask of a straight band from (x0, y0)."""
+    mask = np.zeros(shape, bool)
+    t = np.linspace(0, length, int(4 * length))
+    for w in range(width):
+        xs = np.round(x0 + w + t * np.cos(np.radians(angle_deg))).astype(int)
+        ys = np.round(y0 + t * np.sin(np.radians(angle_deg))).astype(int)
+        mask[ys, xs] = True
+    return mask
+
+
+def test_axis_aligned_lines_drop_rows_and_columns_not_tilted_tracks():
+    from skytriage.crmask.detect import axis_aligned_lines
+
+    shape = (300, 300)
+    column = _line(shape, 20, 10, 90, 150, width=5)  # a sky line of a long-slit spectrum
+    row = _line(shape, 40, 250, 1.0, 200, width=2)  # a bad row, slightly tilted
+    track = _line(shape, 150, 30, 45, 50)  # a long cosmic-ray track
+    tilted = _line(shape, 100, 100, 86, 80, width=2)  # 4 degrees off a column
+    short = _line(shape, 200, 200, 0, 20, width=2)  # a short hit along a row
+    lines = axis_aligned_lines(column | row | track | tilted | short)
+    assert lines[column].all() and lines[row].all()
+    assert not lines[track].any() and not lines[tilted].any() and not lines[short].any()
+
+
+def test_sky_lines_of_a_spectrum_are_not_cosmic_rays(unseen):
+    """Bright straight columns (a long-slit spectrum's sky lines) added to a simulated
+    exposure: the U-Net flagged such lines on the real GMOS frame; now none of their
+    pixels is flagged, and the cosmic rays still are."""
+    _, paths = unseen
+    truth = load_truth(paths[0])
+    image = truth.image.copy()
+    columns = np.arange(image.shape[1])
+    for x0 in (100.0, 260.0, 400.0):
+        image += (30 * truth.sky_rms * np.exp(-0.5 * ((columns - x0) / 1.2) ** 2))[None, :]
+    result = run(image, gain=truth.gain, readnoise=truth.readnoise,
+                 saturation=truth.saturation)
+    near_line = np.zeros(image.shape, bool)
+    for x0 in (100, 260, 400):
+        near_line[:, x0 - 4:x0 + 5] = True
+    flagged = result.cosmic_rays
+    cosmic = truth.cosmic & truth.valid
+    assert np.count_nonzero(flagged & near_line & ~cosmic) < 0.01 * near_line.sum()
+    assert np.count_nonzero(flagged & cosmic & ~near_line) > 0.85 * np.count_nonzero(
+        cosmic & ~near_line)
+    assert result.info["line_pixels"] > 0

@@ -161,6 +161,67 @@ def lacosmic(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray, *, sigcli
     return mask & ~ignore
 
 
+LINE_MIN_LENGTH = 40.0
+"""A flagged feature at least this long (px) along a detector axis may be a line, not a hit."""
+LINE_MAX_ANGLE = 2.0
+"""Largest angle (degrees) between such a line and a detector row or column."""
+LINE_MIN_COVERAGE = 0.9
+"""Share of the positions along such a line that it must cover (no gaps)."""
+LINE_MAX_WANDER = 1.0
+"""Largest rms (px) of its centre line across its direction."""
+LINE_MAX_WIDTH = 10.0
+"""Largest mean width (px) of such a line."""
+
+
+def axis_aligned_lines(mask: np.ndarray) -> np.ndarray:
+    """Flagged features that are straight lines along a detector row or column.
+
+    Sky lines of a long-slit spectrum, hot or charge-trapping columns and rows, and
+    overscan edges are sharp and straight and fool a detector trained on cosmic rays, yet
+    a cosmic-ray track rarely runs within :data:`LINE_MAX_ANGLE` of an axis for
+    :data:`LINE_MIN_LENGTH` px or more (about one track in a thousand in the simulator).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool
+        ``(ny, nx)`` flagged pixels.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        ``(ny, nx)``: the pixels of the 8-connected components that are such lines.
+    """
+    labels, _ = ndimage.label(mask, np.ones((3, 3), bool))
+    lines = np.zeros(mask.shape, bool)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None or max(box[0].stop - box[0].start,
+                              box[1].stop - box[1].start) < LINE_MIN_LENGTH:
+            continue
+        component = labels[box] == index
+        if _is_axis_line(*np.nonzero(component)):
+            lines[box] |= component
+    return lines
+
+
+def _is_axis_line(ys: np.ndarray, xs: np.ndarray) -> bool:
+    """Whether pixels ``(ys, xs)`` form a long, straight, unbroken band along a row or
+    column (overlapping cosmic rays that happen to line up wander across it or leave gaps)."""
+    coords = np.vstack([xs - xs.mean(), ys - ys.mean()])
+    _, vectors = np.linalg.eigh(np.cov(coords))
+    major = vectors[:, 1]
+    along = np.round(major @ coords).astype(int)
+    across = np.array([-major[1], major[0]]) @ coords
+    length = int(along.max() - along.min() + 1)
+    angle = np.degrees(np.arctan2(abs(major[1]), abs(major[0])))
+    if length < LINE_MIN_LENGTH or min(angle, 90 - angle) > LINE_MAX_ANGLE:
+        return False
+    counts = np.bincount(along - along.min(), minlength=length)
+    centres = np.bincount(along - along.min(), across, minlength=length)[counts > 0] \
+        / counts[counts > 0]
+    return (np.mean(counts > 0) >= LINE_MIN_COVERAGE and np.std(centres) <= LINE_MAX_WANDER
+            and ys.size / np.count_nonzero(counts) <= LINE_MAX_WIDTH)
+
+
 #: Sources whose 5x5-median level stands this many background rms above the background
 #: (and 2 px around them) are "near a star" for :func:`grow_near_sources`.
 STAR_LEVEL_RMS = 20.0

@@ -15,6 +15,7 @@ from skytriage.crmask.detect import (
     BIT_BAD,
     BIT_COSMIC_RAY,
     BIT_SATURATED,
+    axis_aligned_lines,
     check_gain,
     grow_near_sources,
     lacosmic,
@@ -193,6 +194,11 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
     else:
         cut = 4.5 if threshold is None else float(threshold)
         cosmic = lacosmic(data, noise, ignore, sigclip=cut)
+    lines = axis_aligned_lines(cosmic)
+    cosmic &= ~lines
+    if lines.any():
+        notes.append(f"{int(lines.sum())} flagged pixels on straight features along a row or "
+                     "column (sky lines, bad columns) left unmasked")
     t_mask = time.perf_counter() - t0
     clean = median_inpaint(data, cosmic | saturated)
     clean[saturated] = data[saturated]
@@ -205,7 +211,8 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
     info = {"method": method, "threshold": cut, "star_floor": star_floor, "gain": gain,
             "readnoise": readnoise,
             "saturation_adu": level, "inpaint": inpaint, "sky_rms_adu": noise.sky_rms,
-            "cosmic_ray_pixels": int(cosmic.sum()), "saturated_pixels": int(saturated.sum()),
+            "cosmic_ray_pixels": int(cosmic.sum()), "line_pixels": int(lines.sum()),
+            "saturated_pixels": int(saturated.sum()),
             "bad_pixels": int(bad.sum()), "mask_seconds": round(t_mask, 3),
             "seconds": round(time.perf_counter() - t0, 3), "notes": notes}
     return CrMaskResult(mask, clean, probability, header or fits.Header(), info)
