@@ -179,7 +179,7 @@ def axis_aligned_lines(mask: np.ndarray) -> np.ndarray:
     Sky lines of a long-slit spectrum, hot or charge-trapping columns and rows, and
     overscan edges are sharp and straight and fool a detector trained on cosmic rays, yet
     a cosmic-ray track rarely runs within :data:`LINE_MAX_ANGLE` of an axis for
-    :data:`LINE_MIN_LENGTH` px or more (about one track in a thousand in the simulator).
+    :data:`LINE_MIN_LENGTH` px or more (fewer than one simulated track in a thousand).
 
     Parameters
     ----------

@@ -158,6 +158,9 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
     Returns
     -------
     CrMaskResult
+        Whatever the method, straight features along a row or column (sky lines, bad
+        columns; :func:`~skytriage.crmask.detect.axis_aligned_lines`) are left unmasked
+        and counted in ``info["line_pixels"]``.
 
     Raises
     ------
