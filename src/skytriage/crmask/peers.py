@@ -38,6 +38,15 @@ def skytriage_unet_stars(image, *, gain, readnoise, saturation):
     return result.cosmic_rays, result.probability
 
 
+def skytriage_unet_starmodel(image, *, gain, readnoise, saturation):
+    """skytriage's U-Net with the star-profile stage (``--star-model``)."""
+    from skytriage.crmask.pipeline import run
+
+    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
+                 inpaint="median", star_model=True)
+    return result.cosmic_rays, result.probability
+
+
 def skytriage_lacosmic(image, *, gain, readnoise, saturation):
     """skytriage's L.A.Cosmic: astroscrappy with skytriage's noise model."""
     from skytriage.crmask.pipeline import run
@@ -104,6 +113,7 @@ def cosmic_conn(model: str = "ground_imaging") -> Masker:
 MASKERS: dict[str, Callable[[], Masker]] = {
     "skytriage-unet": lambda: skytriage_unet,
     "skytriage-unet-stars": lambda: skytriage_unet_stars,
+    "skytriage-unet-starmodel": lambda: skytriage_unet_starmodel,
     "skytriage-lacosmic": lambda: skytriage_lacosmic,
     "astroscrappy": lambda: astroscrappy_default,
     "deepcr-acs-wfc": lambda: deepcr("ACS-WFC"),

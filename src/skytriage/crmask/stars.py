@@ -1,0 +1,504 @@
+"""The star-profile stage: cosmic rays on stars found as excesses over a fitted star model.
+
+A mask network trained for pixel F1 gives a hit on a bright star core a low probability and
+now and then flags a clean undersampled core: it has to tell a cosmic ray from a star by
+shape alone. Yet most cosmic-ray pixels on a star stand far above what the star puts there.
+This stage models every star and lets the residual decide:
+
+1. **Find stars**: local maxima of the 3×3-median image above :data:`MIN_PEAK_SIGMA`
+   background rms; candidates whose core a first detector flagged are left out.
+2. **Profile** (:class:`GridPSF`): one elliptical Moffat per image (FWHM, beta, e1, e2),
+   integrated over pixels on an oversampled grid and evaluated by cubic splines, fitted by
+   Nelder-Mead to the sharpest bright unflagged stars; the loss sums the best-fitting
+   :data:`SHAPE_KEEP` of them, so galaxies and blends drop out.
+3. **Fit every star** (flux, x, y; the background is the noise model's) with batched
+   Gauss-Newton steps, Cauchy weights and the neighbours' current models subtracted
+   (Jacobi sweeps).
+4. **Model error**: each star gets its own fractional model error ``eps`` from the robust
+   scatter of its residuals; the noise of a pixel is then
+   ``sqrt(rms² + model/gain + (eps·model)²)``.
+5. **Flag**: residuals above :data:`SEED_SIGMA` grow over those above
+   :data:`GROW_SIGMA`; pixels whose residual the model explains (below
+   :data:`EXPLAINED_SIGMA`) are returned so a caller can unflag them.
+
+Only stars the model fits (``eps`` at most :data:`MAX_EPS`, no deep negative residuals) get
+a say; galaxies, blends and stars near saturation are left to the network. Units: ADU for
+pixels, px for positions. docs/decisions.md says why the profile is analytic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage, optimize
+from scipy.spatial import cKDTree
+
+from skytriage.crmask.detect import NoiseModel
+
+STAMP_RADIUS = 10
+"""Half-size of the PSF grid and of every star's stamp (px)."""
+OVERSAMPLE = 4
+SUBPIXELS = 7
+"""Samples per pixel side when an analytic profile is integrated over a pixel."""
+"""PSF grid nodes per pixel."""
+MIN_PEAK_SIGMA = 8.0
+"""Stars whose 3×3-median peak exceeds this many background rms are fitted."""
+MIN_SEPARATION = 2.5
+"""Candidates closer than this (px) are one star."""
+PSF_STAR_SIGMA = 30.0
+"""Stars brighter than this (peak over rms) and unsaturated build the PSF."""
+MAX_PSF_STARS = 300
+MAX_SHAPE_STARS = 40
+SHAPE_KEEP = 0.7
+"""The shape fits the best-fitting share of its stars (galaxies and blends drop out)."""
+SHAPE_EPS = 0.005
+"""Model error assumed while the shape is fitted (bright cores weigh in fully)."""
+SHARPNESS = 0.9
+"""PSF stars are at least this concentrated relative to the sharpest tenth."""
+FIT_SWEEPS = 3
+FIT_EPS = 0.03
+"""Model error assumed while stars are fitted with the final profile."""
+SEED_SIGMA = 5.0
+GROW_SIGMA = 2.5
+EXPLAINED_SIGMA = 2.0
+MAX_EPS = 0.1
+"""Stars whose fitted model is worse than this (fractional) are not trusted."""
+REGION_SIGMA = 3.0
+"""The stage speaks where the trusted stars' models exceed this many background rms."""
+CAUCHY_SCALE = 3.0
+
+
+class GridPSF:
+    """A pixel-integrated PSF on an oversampled grid, evaluated by cubic splines.
+
+    Parameters
+    ----------
+    grid : numpy.ndarray
+        float64 ``(G, G)``, ``G = 2 * radius * oversample + 1``: the fraction of a star's
+        flux a pixel gets when the star's centre sits ``((j - c) / s, (i - c) / s)`` px
+        from the pixel centre, ``c = radius * oversample``.
+    oversample : int
+        Nodes per pixel ``s``.
+    """
+
+    def __init__(self, grid: np.ndarray, oversample: int = OVERSAMPLE):
+        self.oversample = oversample
+        self.shape: dict = {}
+        self.centre = (grid.shape[0] - 1) // 2
+        self.grid = self._normalised(grid)
+        gy, gx = np.gradient(self.grid)
+        self._coeffs = [ndimage.spline_filter(g, order=3) for g in
+                        (self.grid, gx * oversample, gy * oversample)]
+
+    def _normalised(self, grid: np.ndarray) -> np.ndarray:
+        """Scale so that the pixels of a centred star sum to 1."""
+        c, s = self.centre, self.oversample
+        return grid / grid[c % s::s, c % s::s].sum()
+
+    @classmethod
+    def moffat(cls, fwhm: float, beta: float, e1: float = 0.0, e2: float = 0.0,
+               radius: int = STAMP_RADIUS, oversample: int = OVERSAMPLE) -> GridPSF:
+        """An elliptical Moffat profile integrated over square pixels.
+
+        Parameters
+        ----------
+        fwhm : float
+            Geometric-mean FWHM (px).
+        beta : float
+            Wing exponent (a Gaussian as it grows).
+        e1, e2 : float
+            Ellipticity components (``e1² + e2² < 1``).
+        """
+        nodes = np.arange(-radius * oversample, radius * oversample + 1) / oversample
+        sub = (np.arange(SUBPIXELS) + 0.5) / SUBPIXELS - 0.5
+        x = (nodes[None, :, None, None] + sub[None, None, None, :])
+        y = (nodes[:, None, None, None] + sub[None, None, :, None])
+        det = np.sqrt(max(1 - e1 * e1 - e2 * e2, 1e-3))
+        r2 = ((1 + e1) * x * x + 2 * e2 * x * y + (1 - e1) * y * y) / det
+        alpha2 = (fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))) ** 2
+        psf = cls(np.mean((1 + r2 / alpha2) ** -beta, axis=(2, 3)), oversample)
+        psf.shape = {"fwhm": round(float(fwhm), 4), "beta": round(float(beta), 4),
+                     "e1": round(float(e1), 4), "e2": round(float(e2), 4)}
+        return psf
+
+    def evaluate(self, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Profile and its derivatives at pixel offsets from the star centre.
+
+        Parameters
+        ----------
+        dx, dy : numpy.ndarray
+            Pixel centre minus star centre (px), any equal shape.
+
+        Returns
+        -------
+        (value, d/ddx, d/ddy)
+            Arrays of the shape of ``dx``; zero outside the grid.
+        """
+        coords = np.stack([np.ravel(dy) * self.oversample + self.centre,
+                           np.ravel(dx) * self.oversample + self.centre])
+        return tuple(ndimage.map_coordinates(c, coords, order=3, prefilter=False,
+                                             mode="constant", cval=0.0).reshape(np.shape(dx))
+                     for c in self._coeffs)
+
+
+@dataclass
+class StarModel:
+    """Fitted stars (arrays of shape ``(n,)``; positions px, flux ADU)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    eps: np.ndarray
+    trusted: np.ndarray
+
+
+@dataclass
+class StarStage:
+    """What the star-profile stage found in one image.
+
+    Attributes
+    ----------
+    cosmic : numpy.ndarray
+        bool ``(ny, nx)``: excesses over the star model (inside ``region`` only).
+    explained : numpy.ndarray
+        bool ``(ny, nx)``: pixels of ``region`` the model explains within
+        :data:`EXPLAINED_SIGMA`.
+    region : numpy.ndarray
+        bool ``(ny, nx)``: where trusted star models exceed :data:`REGION_SIGMA` rms.
+    model : numpy.ndarray
+        float32 ``(ny, nx)``: the trusted stars' light (ADU, above the background).
+    stars : StarModel
+    psf : GridPSF or None
+    """
+
+    cosmic: np.ndarray
+    explained: np.ndarray
+    region: np.ndarray
+    model: np.ndarray
+    stars: StarModel
+    psf: GridPSF | None
+
+    @property
+    def info(self) -> dict:
+        """Counts for summary.json."""
+        trusted = self.stars.trusted
+        return {"stars_fitted": int(trusted.size), "stars_trusted": int(trusted.sum()),
+                "star_model_eps": round(float(np.median(self.stars.eps[trusted])), 4)
+                if trusted.any() else None,
+                "star_profile": self.psf.shape if self.psf is not None else None}
+
+
+def find_stars(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Integer peak positions ``(iy, ix)`` of star candidates, brightest first.
+
+    A candidate is a local maximum (5×5) of the 3×3-median image (which a single hit does
+    not survive) above :data:`MIN_PEAK_SIGMA` background rms, away from saturated pixels
+    and at least 2 px inside the frame; of two candidates closer than
+    :data:`MIN_SEPARATION` (ties of the median image) only the brighter stays.
+    """
+    level = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3) - noise.background
+    snr = level / noise.background_rms
+    peaks = (snr > MIN_PEAK_SIGMA) & (level == ndimage.maximum_filter(level, size=5))
+    peaks &= ~ndimage.binary_dilation(ignore, iterations=2)
+    peaks[:2], peaks[-2:], peaks[:, :2], peaks[:, -2:] = False, False, False, False
+    iy, ix = np.nonzero(peaks)
+    order = np.argsort(-snr[iy, ix], kind="stable")
+    iy, ix = iy[order], ix[order]
+    pairs = cKDTree(np.column_stack([iy, ix])).query_pairs(MIN_SEPARATION, output_type="ndarray")
+    fainter = np.zeros(iy.size, bool)
+    fainter[pairs.max(axis=1) if pairs.size else []] = True
+    return iy[~fainter], ix[~fainter]
+
+
+class _Stamps:
+    """Square stamps of half-size :data:`STAMP_RADIUS` around integer star positions."""
+
+    def __init__(self, shape: tuple[int, int], iy: np.ndarray, ix: np.ndarray):
+        r = STAMP_RADIUS
+        k = np.arange(-r, r + 1)
+        ky, kx = np.meshgrid(k, k, indexing="ij")
+        self.ky, self.kx = ky.ravel(), kx.ravel()
+        self.iy, self.ix = iy, ix
+        self.py = iy[:, None] + self.ky[None, :]
+        self.px = ix[:, None] + self.kx[None, :]
+        self.inside = ((self.py >= 0) & (self.py < shape[0]) & (self.px >= 0)
+                       & (self.px < shape[1]))
+        self.flat = (np.clip(self.py, 0, shape[0] - 1) * shape[1]
+                     + np.clip(self.px, 0, shape[1] - 1))
+        self.shape = shape
+
+    def take(self, image: np.ndarray) -> np.ndarray:
+        """Stamp pixels ``(n, K)`` (edge pixels repeated outside the frame)."""
+        return image.ravel()[self.flat]
+
+    def render(self, values: np.ndarray) -> np.ndarray:
+        """Add stamp values ``(n, K)`` into a float32 image."""
+        out = np.zeros(self.shape[0] * self.shape[1], np.float64)
+        np.add.at(out, self.flat[self.inside], values[self.inside])
+        return out.reshape(self.shape).astype(np.float32)
+
+
+def _fit(data: np.ndarray, usable: np.ndarray, stamps: _Stamps, sel: np.ndarray,
+         params: np.ndarray, psf: GridPSF, rms2: np.ndarray, gain: float,
+         eps: np.ndarray, steps: int = 4) -> np.ndarray:
+    """Gauss-Newton steps for ``(flux, x, y)`` of the stars ``sel``.
+
+    ``data`` ``(n, K)`` is background-subtracted (ADU), ``usable`` ``(n, K)`` the prior
+    weights (0 for saturated, off-frame or prior-flagged pixels); returns new params.
+    """
+    params = params.copy()
+    ix, iy = stamps.ix[sel], stamps.iy[sel]
+    d, u = data[sel], usable[sel]
+    for _ in range(steps):
+        f, x, y = params[sel].T
+        dx = stamps.kx[None, :] + (ix - x)[:, None]
+        dy = stamps.ky[None, :] + (iy - y)[:, None]
+        p, px, py = psf.evaluate(dx, dy)
+        src = f[:, None] * p
+        var = rms2[sel, None] + np.maximum(src, 0) / gain + (eps[sel, None] * src) ** 2
+        resid = d - src
+        z = resid / np.sqrt(var)
+        w = u / (1 + (z / CAUCHY_SCALE) ** 2) / var
+        jac = np.stack([p, -f[:, None] * px, -f[:, None] * py], axis=-1)
+        a = np.einsum("nk,nki,nkj->nij", w, jac, jac)
+        a += np.eye(3)[None] * 1e-9 * np.trace(a, axis1=1, axis2=2)[:, None, None]
+        b = np.einsum("nk,nki,nk->ni", w, jac, resid)
+        step = np.linalg.solve(a, b[..., None])[..., 0]
+        step[:, 1:] = np.clip(step[:, 1:], -0.5, 0.5)
+        params[sel] += step
+        params[sel, 0] = np.maximum(params[sel, 0], 1e-3)
+    return params
+
+
+def _window(src: np.ndarray, stamps: _Stamps, rms: np.ndarray) -> np.ndarray:
+    """Pixels a star's fit uses: where its model exceeds 0.3 rms, or within 2.5 px."""
+    near = (stamps.kx**2 + stamps.ky**2) <= 6.25
+    return (src > 0.3 * rms[:, None]) | near[None, :]
+
+
+def _initial_params(level: np.ndarray, stamps: _Stamps, psf: GridPSF) -> np.ndarray:
+    """``(flux, x, y)`` from the peak pixel and a parabola through its neighbours."""
+    iy, ix = stamps.iy, stamps.ix
+    ny, nx = level.shape
+
+    def offset(lo, mid, hi):
+        curv = lo - 2 * mid + hi
+        return np.where(curv < 0, np.clip(0.5 * (lo - hi) / np.where(curv < 0, curv, -1),
+                                          -0.5, 0.5), 0.0)
+
+    mid = level[iy, ix]
+    ox = offset(level[iy, np.maximum(ix - 1, 0)], mid, level[iy, np.minimum(ix + 1, nx - 1)])
+    oy = offset(level[np.maximum(iy - 1, 0), ix], mid, level[np.minimum(iy + 1, ny - 1), ix])
+    peak_fraction = psf.evaluate(np.zeros(1), np.zeros(1))[0][0]
+    return np.column_stack([mid / peak_fraction, ix + ox, iy + oy])
+
+
+def _start_fwhm(level: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> float:
+    """Median FWHM (px) of the brightest candidates from their area above half peak."""
+    r = 3
+    k = np.arange(-r, r + 1)
+    n = min(iy.size, 50)
+    patches = level[np.clip(iy[:n, None, None] + k[None, :, None], 0, level.shape[0] - 1),
+                    np.clip(ix[:n, None, None] + k[None, None, :], 0, level.shape[1] - 1)]
+    area = np.sum(patches > 0.5 * patches[:, r, r][:, None, None], axis=(1, 2))
+    return float(np.clip(2 * np.sqrt(np.median(area) / np.pi), 1.0, 8.0))
+
+
+def _concentration(level: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+    """Share of the 7×7 light in the brightest 3×3 around each peak: point sources have
+    the most; galaxies and blends less."""
+    box3 = ndimage.uniform_filter(level, 3) * 9
+    box7 = ndimage.uniform_filter(level, 7) * 49
+    return box3[iy, ix] / np.maximum(box7[iy, ix], 1e-9)
+
+
+def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
+                   prior: np.ndarray | None = None) -> tuple[StarModel, GridPSF,
+                                                             _Stamps, np.ndarray] | None:
+    """Build the empirical PSF and fit every star candidate.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        float32 ADU ``(ny, nx)``.
+    noise : NoiseModel
+        Background and rms (ADU) and gain.
+    ignore : numpy.ndarray
+        bool ``(ny, nx)``: saturated and bad pixels (never fitted).
+    prior : numpy.ndarray, optional
+        bool ``(ny, nx)``: pixels a first detector flagged (left out of every fit).
+
+    Returns
+    -------
+    (StarModel, GridPSF, stamps, per-stamp weights) or None without usable stars.
+    """
+    level = image - noise.background
+    smooth = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3) - noise.background
+    iy, ix = find_stars(image, noise, ignore)
+    if iy.size < 3:
+        return None
+    blocked = ignore if prior is None else ignore | prior
+    stamps = _Stamps(image.shape, iy, ix)
+    core = (stamps.kx**2 + stamps.ky**2) <= 2.25
+    flagged_core = np.mean(stamps.take(blocked)[:, core], axis=1)
+    if prior is not None:
+        stamps = _Stamps(image.shape, iy[flagged_core < 0.5], ix[flagged_core < 0.5])
+        flagged_core = flagged_core[flagged_core < 0.5]
+        iy, ix = stamps.iy, stamps.ix
+    rms = noise.background_rms[iy, ix].astype(np.float64)
+    rms2 = rms**2
+    usable = (stamps.inside & ~stamps.take(blocked)).astype(np.float64)
+    raw = stamps.take(level).astype(np.float64)
+    fwhm = _start_fwhm(np.where(blocked, smooth, level), iy, ix)
+    psf = GridPSF.moffat(fwhm, 3.0)
+    params = _initial_params(smooth, stamps, psf)
+    snr = smooth[iy, ix] / rms
+    clean_stamp = ~np.any(stamps.take(ignore) & stamps.inside, axis=1)
+    concentration = _concentration(np.where(blocked, smooth, level), iy, ix)
+    bright = (snr > PSF_STAR_SIGMA) & clean_stamp & (flagged_core == 0)
+    sharp = concentration >= SHARPNESS * np.percentile(concentration[bright], 90) \
+        if bright.any() else bright
+    psf_stars = np.nonzero(bright & sharp)[0][:MAX_PSF_STARS]
+    everyone = np.arange(iy.size)
+    eps = np.full(iy.size, 0.3)
+    data = raw - _neighbour_light(params, stamps, psf)
+    params = _fit(data, usable, stamps, everyone, params, psf, rms2, noise.gain, eps)
+    if psf_stars.size >= 3:
+        data = raw - _neighbour_light(params, stamps, psf)
+        psf = _fit_shape(fwhm, data, usable, stamps, psf_stars[:MAX_SHAPE_STARS], params,
+                         rms2, noise.gain)
+    eps = np.full(iy.size, FIT_EPS)
+    for _ in range(FIT_SWEEPS):
+        data = raw - _neighbour_light(params, stamps, psf)
+        params = _fit(data, usable, stamps, everyone, params, psf, rms2, noise.gain, eps)
+    data = raw - _neighbour_light(params, stamps, psf)
+    eps, trusted = _model_errors(data, usable, stamps, params, psf, rms, noise.gain)
+    model = StarModel(params[:, 1], params[:, 2], params[:, 0], eps, trusted)
+    return model, psf, stamps, usable
+
+
+def _fit_shape(fwhm: float, data: np.ndarray, usable: np.ndarray, stamps: _Stamps,
+               sel: np.ndarray, params: np.ndarray, rms2: np.ndarray, gain: float
+               ) -> GridPSF:
+    """The elliptical Moffat (FWHM, beta, e1, e2) that fits the stars ``sel`` best
+    (Nelder-Mead on the summed Cauchy loss, each star's flux and centre refitted)."""
+    eps = np.full(params.shape[0], SHAPE_EPS)
+
+    def build(theta):
+        return GridPSF.moffat(np.exp(theta[0]), 1 + np.exp(theta[1]),
+                                   np.tanh(theta[2]), np.tanh(theta[3]))
+
+    keep = max(3, int(SHAPE_KEEP * sel.size))
+
+    def loss(theta):
+        psf = build(theta)
+        fitted = _fit(data, usable, stamps, sel, params, psf, rms2, gain, eps, steps=2)
+        z = _scaled_residuals(data[sel], usable[sel], stamps, sel, fitted, psf, rms2, gain,
+                              eps)
+        per_star = np.sum(usable[sel] * np.log1p((z / CAUCHY_SCALE) ** 2), axis=1)
+        return float(np.sum(np.sort(per_star)[:keep]))
+
+    start = np.array([np.log(fwhm), np.log(2.0), 0.0, 0.0])
+    best = optimize.minimize(loss, start, method="Nelder-Mead",
+                             options={"xatol": 1e-3, "fatol": 1e-4, "maxfev": 120,
+                                      "initial_simplex": start + np.vstack(
+                                          [np.zeros(4), np.diag([0.2, 0.5, 0.1, 0.1])])})
+    return build(best.x)
+
+
+def _scaled_residuals(data: np.ndarray, usable: np.ndarray, stamps: _Stamps, sel: np.ndarray,
+                      params: np.ndarray, psf: GridPSF, rms2: np.ndarray, gain: float,
+                      eps: np.ndarray) -> np.ndarray:
+    """Residuals over their noise, ``(len(sel), K)``, inside each star's fit window."""
+    src = _star_light(params, stamps, psf, sel)
+    var = rms2[sel, None] + np.maximum(src, 0) / gain + (eps[sel, None] * src) ** 2
+    z = (data - src) / np.sqrt(var)
+    return np.where(_window(src, stamps, np.sqrt(rms2[sel])) & (usable > 0), z, 0.0)
+
+
+def _star_light(params: np.ndarray, stamps: _Stamps, psf: GridPSF,
+                sel: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """The model light of stars ``sel`` over their stamps, ``(n, K)`` ADU."""
+    dx = stamps.kx[None, :] + (stamps.ix[sel] - params[sel, 1])[:, None]
+    dy = stamps.ky[None, :] + (stamps.iy[sel] - params[sel, 2])[:, None]
+    return params[sel, 0, None] * psf.evaluate(dx, dy)[0]
+
+
+def _neighbour_light(params: np.ndarray, stamps: _Stamps, psf: GridPSF) -> np.ndarray:
+    """Light of all other stars inside each star's stamp, ``(n, K)`` ADU."""
+    own = _star_light(params, stamps, psf)
+    return stamps.take(stamps.render(own)) - own
+
+
+def _model_errors(data: np.ndarray, usable: np.ndarray, stamps: _Stamps, params: np.ndarray,
+                  psf: GridPSF, rms: np.ndarray, gain: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional model error per star and whether the star is trusted.
+
+    ``eps`` comes from the robust scatter of the fractional residuals over a star's core
+    (model above 10 rms) beyond what the noise explains; stars with fewer than 5 such
+    pixels take the median of the others. A star is trusted when ``eps`` is at most
+    :data:`MAX_EPS` and no two of its pixels fall :data:`SEED_SIGMA` below the model.
+    """
+    src = _star_light(params, stamps, psf)
+    resid = data - src
+    noise2 = rms[:, None] ** 2 + np.maximum(src, 0) / gain
+    core = (src > 10 * rms[:, None]) & (usable > 0)
+    frac = np.where(core, resid / np.maximum(src, 1e-9), np.nan)
+    enough = core.sum(axis=1) >= 5
+    eps = np.full(src.shape[0], np.nan)
+    if enough.any():
+        med = np.nanmedian(frac[enough], axis=1)
+        mad = 1.4826 * np.nanmedian(np.abs(frac[enough] - med[:, None]), axis=1)
+        floor = np.nanmedian(np.where(core[enough], noise2[enough]
+                                      / np.maximum(src[enough], 1e-9) ** 2, np.nan), axis=1)
+        eps[enough] = np.sqrt(np.maximum(mad**2 - floor, 0) + med**2)
+    eps[~enough] = np.nanmedian(eps[enough]) if enough.any() else 0.05
+    var = noise2 + (eps[:, None] * src) ** 2
+    window = _window(src, stamps, rms) & (usable > 0)
+    deep = np.sum(window & (resid < -SEED_SIGMA * np.sqrt(var)), axis=1)
+    return eps, (eps <= MAX_EPS) & (deep < 2)
+
+
+def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
+                 prior: np.ndarray | None = None) -> StarStage:
+    """Run the star-profile stage on one image (see the module docstring).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        float32 ADU ``(ny, nx)``, finite.
+    noise : NoiseModel
+        Background, rms and gain.
+    ignore : numpy.ndarray
+        bool ``(ny, nx)``: saturated and bad pixels.
+    prior : numpy.ndarray, optional
+        bool ``(ny, nx)``: a first detector's cosmic rays, kept out of the fits.
+    """
+    shape = image.shape
+    empty = np.zeros(shape, bool)
+    fitted = fit_star_model(image, noise, ignore, prior)
+    if fitted is None:
+        none = np.zeros(0)
+        return StarStage(empty, empty, empty, np.zeros(shape, np.float32),
+                         StarModel(none, none, none, none, none.astype(bool)), None)
+    stars, psf, stamps, _ = fitted
+    params = np.column_stack([stars.flux, stars.x, stars.y])
+    light = _star_light(params, stamps, psf)
+    total = stamps.render(light)
+    trusted_light = stamps.render(light * stars.trusted[:, None])
+    untrusted_light = total - trusted_light
+    eps = stamps.render(light * stars.eps[:, None]) / np.maximum(total, 1e-6)
+    rms = noise.background_rms
+    resid = image - noise.background - total
+    var = rms**2 + np.maximum(total, 0) / noise.gain + (eps * total) ** 2
+    z = resid / np.sqrt(var)
+    region = ((trusted_light > REGION_SIGMA * rms) & (untrusted_light < REGION_SIGMA * rms)
+              & ~ignore)
+    seeds = (z > SEED_SIGMA) & region
+    grow = (z > GROW_SIGMA) & region
+    cosmic = ndimage.binary_propagation(seeds, np.ones((3, 3), bool), mask=grow)
+    return StarStage(cosmic, region & (z < EXPLAINED_SIGMA), region, trusted_light, stars, psf)
