@@ -48,8 +48,7 @@ MIN_PEAK_SIGMA = 8.0
 MIN_SEPARATION = 2.5
 """Candidates closer than this (px) are one star."""
 PSF_STAR_SIGMA = 30.0
-"""Stars brighter than this (peak over rms) and unsaturated build the PSF."""
-MAX_PSF_STARS = 300
+"""Stars brighter than this (peak over rms) may fit the profile's shape."""
 MAX_SHAPE_STARS = 40
 SHAPE_KEEP = 0.7
 """The shape fits the best-fitting share of its stars (galaxies and blends drop out)."""
@@ -190,18 +189,18 @@ class StarStage:
                 "star_profile": self.psf.shape if self.psf is not None else None}
 
 
-def find_stars(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray
+def find_stars(smooth: np.ndarray, noise: NoiseModel, ignore: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
     """Integer peak positions ``(iy, ix)`` of star candidates, brightest first.
 
-    A candidate is a local maximum (5×5) of the 3×3-median image (which a single hit does
-    not survive) above :data:`MIN_PEAK_SIGMA` background rms, away from saturated pixels
-    and at least 2 px inside the frame; of two candidates closer than
-    :data:`MIN_SEPARATION` (ties of the median image) only the brighter stays.
+    A candidate is a local maximum (5×5) of ``smooth``, the 3×3-median image less the
+    background (a single hit does not survive the median), above :data:`MIN_PEAK_SIGMA`
+    background rms, away from saturated pixels and at least 2 px inside the frame;
+    of two candidates closer than :data:`MIN_SEPARATION` (ties of the median image)
+    only the brighter stays.
     """
-    level = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3) - noise.background
-    snr = level / noise.background_rms
-    peaks = (snr > MIN_PEAK_SIGMA) & (level == ndimage.maximum_filter(level, size=5))
+    snr = smooth / noise.background_rms
+    peaks = (snr > MIN_PEAK_SIGMA) & (smooth == ndimage.maximum_filter(smooth, size=5))
     peaks &= ~ndimage.binary_dilation(ignore, iterations=2)
     peaks[:2], peaks[-2:], peaks[:, :2], peaks[:, -2:] = False, False, False, False
     iy, ix = np.nonzero(peaks)
@@ -316,9 +315,9 @@ def _concentration(level: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndar
 
 
 def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
-                   prior: np.ndarray | None = None) -> tuple[StarModel, GridPSF,
-                                                             _Stamps, np.ndarray] | None:
-    """Build the empirical PSF and fit every star candidate.
+                   prior: np.ndarray | None = None
+                   ) -> tuple[StarModel, GridPSF, _Stamps] | None:
+    """Fit the image's Moffat profile and every star candidate with it.
 
     Parameters
     ----------
@@ -333,11 +332,11 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
 
     Returns
     -------
-    (StarModel, GridPSF, stamps, per-stamp weights) or None without usable stars.
+    (StarModel, GridPSF, stamps) or None with fewer than 3 candidates.
     """
     level = image - noise.background
     smooth = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3) - noise.background
-    iy, ix = find_stars(image, noise, ignore)
+    iy, ix = find_stars(smooth, noise, ignore)
     if iy.size < 3:
         return None
     blocked = ignore if prior is None else ignore | prior
@@ -352,16 +351,17 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     rms2 = rms**2
     usable = (stamps.inside & ~stamps.take(blocked)).astype(np.float64)
     raw = stamps.take(level).astype(np.float64)
-    fwhm = _start_fwhm(np.where(blocked, smooth, level), iy, ix)
+    unflagged = np.where(blocked, smooth, level)
+    fwhm = _start_fwhm(unflagged, iy, ix)
     psf = GridPSF.moffat(fwhm, 3.0)
     params = _initial_params(smooth, stamps, psf)
     snr = smooth[iy, ix] / rms
     clean_stamp = ~np.any(stamps.take(ignore) & stamps.inside, axis=1)
-    concentration = _concentration(np.where(blocked, smooth, level), iy, ix)
+    concentration = _concentration(unflagged, iy, ix)
     bright = (snr > PSF_STAR_SIGMA) & clean_stamp & (flagged_core == 0)
     sharp = concentration >= SHARPNESS * np.percentile(concentration[bright], 90) \
         if bright.any() else bright
-    psf_stars = np.nonzero(bright & sharp)[0][:MAX_PSF_STARS]
+    psf_stars = np.nonzero(bright & sharp)[0]
     everyone = np.arange(iy.size)
     eps = np.full(iy.size, 0.3)
     data = raw - _neighbour_light(params, stamps, psf)
@@ -377,7 +377,7 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     data = raw - _neighbour_light(params, stamps, psf)
     eps, trusted = _model_errors(data, usable, stamps, params, psf, rms, noise.gain)
     model = StarModel(params[:, 1], params[:, 2], params[:, 0], eps, trusted)
-    return model, psf, stamps, usable
+    return model, psf, stamps
 
 
 def _fit_shape(fwhm: float, data: np.ndarray, usable: np.ndarray, stamps: _Stamps,
@@ -485,7 +485,7 @@ def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
         none = np.zeros(0)
         return StarStage(empty, empty, empty, np.zeros(shape, np.float32),
                          StarModel(none, none, none, none, none.astype(bool)), None)
-    stars, psf, stamps, _ = fitted
+    stars, psf, stamps = fitted
     params = np.column_stack([stars.flux, stars.x, stars.y])
     light = _star_light(params, stamps, psf)
     total = stamps.render(light)
