@@ -14,15 +14,19 @@ This stage models every star and lets the residual decide:
 3. **Fit every star** (flux, x, y; the background is the noise model's) with batched
    Gauss-Newton steps, Cauchy weights and the neighbours' current models subtracted
    (Jacobi sweeps).
-4. **Model error**: each star gets its own fractional model error ``eps`` from the robust
+4. **Saturated stars** (:class:`_Wings`): each saturated region is a star fitted from its
+   unsaturated wings out to :data:`WING_RADIUS` px. Their wings then refine FWHM and beta
+   together with the cores (:func:`_refine_with_wings`): cores alone leave beta loose, and
+   a wrong beta is many per cent off in a bright star's wings.
+5. **Model error**: each star gets its own fractional model error ``eps`` from the robust
    scatter of its residuals; the noise of a pixel is then
    ``sqrt(rms² + model/gain + (eps·model)²)``.
-5. **Flag**: residuals above :data:`SEED_SIGMA` grow over those above
+6. **Flag**: residuals above :data:`SEED_SIGMA` grow over those above
    :data:`GROW_SIGMA`; pixels whose residual the model explains (below
    :data:`EXPLAINED_SIGMA`) are returned so a caller can unflag them.
 
 Only stars the model fits (``eps`` at most :data:`MAX_EPS`, no deep negative residuals) get
-a say; galaxies, blends and stars near saturation are left to the network. Units: ADU for
+a say; galaxies and blends are left to the network. Units: ADU for
 pixels, px for positions. docs/decisions.md says why the profile is analytic.
 """
 
@@ -67,6 +71,14 @@ MAX_EPS = 0.1
 REGION_SIGMA = 3.0
 """The stage speaks where the trusted stars' models exceed this many background rms."""
 CAUCHY_SCALE = 3.0
+WING_RADIUS = 40
+"""Half-size (px) of a saturated star's stamp: its wings are fitted out to here."""
+MAX_SATURATED_STARS = 200
+WING_MAXFEV = 30
+"""Profile evaluations allowed when the saturated stars' wings refine FWHM and beta."""
+REFINE_STARS = 8
+REFINE_RADIUS = 20
+"""The refinement uses the largest saturated stars, their wings out to this (px)."""
 
 
 class GridPSF:
@@ -144,13 +156,36 @@ class GridPSF:
 
 @dataclass
 class StarModel:
-    """Fitted stars (arrays of shape ``(n,)``; positions px, flux ADU)."""
+    """Fitted stars (arrays of shape ``(n,)``; positions px, flux ADU); ``saturated``
+    marks stars fitted by their wings."""
 
     x: np.ndarray
     y: np.ndarray
     flux: np.ndarray
     eps: np.ndarray
     trusted: np.ndarray
+    saturated: np.ndarray
+
+
+@dataclass
+class _Group:
+    """Stars fitted together: ``params`` ``(n, 3)`` (flux ADU, x, y px) on their stamps
+    with one profile; ``eps`` fractional model errors, ``trusted`` bool, both ``(n,)``."""
+
+    params: np.ndarray
+    stamps: _Stamps
+    psf: GridPSF
+    eps: np.ndarray
+    trusted: np.ndarray
+
+    def light(self) -> np.ndarray:
+        """Model light of every star over its stamp, ``(n, K)`` ADU."""
+        return _star_light(self.params, self.stamps, self.psf)
+
+    def render(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """The stars' light as an image (ADU), each star scaled by ``weights`` ``(n,)``."""
+        light = self.light()
+        return self.stamps.render(light if weights is None else light * weights[:, None])
 
 
 @dataclass
@@ -183,7 +218,10 @@ class StarStage:
     def info(self) -> dict:
         """Counts for summary.json."""
         trusted = self.stars.trusted
+        saturated = self.stars.saturated
         return {"stars_fitted": int(trusted.size), "stars_trusted": int(trusted.sum()),
+                "saturated_stars_fitted": int(saturated.sum()),
+                "saturated_stars_trusted": int(np.sum(trusted & saturated)),
                 "star_model_eps": round(float(np.median(self.stars.eps[trusted])), 4)
                 if trusted.any() else None,
                 "star_profile": self.psf.shape if self.psf is not None else None}
@@ -213,10 +251,11 @@ def find_stars(smooth: np.ndarray, noise: NoiseModel, ignore: np.ndarray
 
 
 class _Stamps:
-    """Square stamps of half-size :data:`STAMP_RADIUS` around integer star positions."""
+    """Square stamps of half-size ``radius`` (px) around integer star positions."""
 
-    def __init__(self, shape: tuple[int, int], iy: np.ndarray, ix: np.ndarray):
-        r = STAMP_RADIUS
+    def __init__(self, shape: tuple[int, int], iy: np.ndarray, ix: np.ndarray,
+                 radius: int = STAMP_RADIUS):
+        r = radius
         k = np.arange(-r, r + 1)
         ky, kx = np.meshgrid(k, k, indexing="ij")
         self.ky, self.kx = ky.ravel(), kx.ravel()
@@ -242,11 +281,12 @@ class _Stamps:
 
 def _fit(data: np.ndarray, usable: np.ndarray, stamps: _Stamps, sel: np.ndarray,
          params: np.ndarray, psf: GridPSF, rms2: np.ndarray, gain: float,
-         eps: np.ndarray, steps: int = 4) -> np.ndarray:
+         eps: np.ndarray, steps: int = 4, scale: float = CAUCHY_SCALE) -> np.ndarray:
     """Gauss-Newton steps for ``(flux, x, y)`` of the stars ``sel``.
 
     ``data`` ``(n, K)`` is background-subtracted (ADU), ``usable`` ``(n, K)`` the prior
-    weights (0 for saturated, off-frame or prior-flagged pixels); returns new params.
+    weights (0 for saturated, off-frame or prior-flagged pixels); residuals of ``scale``
+    sigma get half weight (Cauchy); returns new params.
     """
     params = params.copy()
     ix, iy = stamps.ix[sel], stamps.iy[sel]
@@ -260,10 +300,11 @@ def _fit(data: np.ndarray, usable: np.ndarray, stamps: _Stamps, sel: np.ndarray,
         var = rms2[sel, None] + np.maximum(src, 0) / gain + (eps[sel, None] * src) ** 2
         resid = d - src
         z = resid / np.sqrt(var)
-        w = u / (1 + (z / CAUCHY_SCALE) ** 2) / var
+        w = u / (1 + (z / scale) ** 2) / var
         jac = np.stack([p, -f[:, None] * px, -f[:, None] * py], axis=-1)
         a = np.einsum("nk,nki,nkj->nij", w, jac, jac)
-        a += np.eye(3)[None] * 1e-9 * np.trace(a, axis1=1, axis2=2)[:, None, None]
+        diagonal = np.arange(3)
+        a[:, diagonal, diagonal] = a[:, diagonal, diagonal] * (1 + 1e-6) + 1e-30
         b = np.einsum("nk,nki,nk->ni", w, jac, resid)
         step = np.linalg.solve(a, b[..., None])[..., 0]
         step[:, 1:] = np.clip(step[:, 1:], -0.5, 0.5)
@@ -315,9 +356,8 @@ def _concentration(level: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndar
 
 
 def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
-                   prior: np.ndarray | None = None
-                   ) -> tuple[StarModel, GridPSF, _Stamps] | None:
-    """Fit the image's Moffat profile and every star candidate with it.
+                   prior: np.ndarray | None = None) -> list[_Group] | None:
+    """Fit the image's Moffat profile and every star with it, saturated ones by their wings.
 
     Parameters
     ----------
@@ -332,7 +372,9 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
 
     Returns
     -------
-    (StarModel, GridPSF, stamps) or None with fewer than 3 candidates.
+    list of _Group or None
+        The unsaturated stars, then (if any) the saturated ones; None with fewer than 3
+        unsaturated candidates.
     """
     level = image - noise.background
     smooth = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3) - noise.background
@@ -371,13 +413,184 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
         psf = _fit_shape(fwhm, data, usable, stamps, psf_stars[:MAX_SHAPE_STARS], params,
                          rms2, noise.gain)
     eps = np.full(iy.size, FIT_EPS)
-    for _ in range(FIT_SWEEPS):
-        data = raw - _neighbour_light(params, stamps, psf)
-        params = _fit(data, usable, stamps, everyone, params, psf, rms2, noise.gain, eps)
-    data = raw - _neighbour_light(params, stamps, psf)
-    eps, trusted = _model_errors(data, usable, stamps, params, psf, rms, noise.gain)
-    model = StarModel(params[:, 1], params[:, 2], params[:, 0], eps, trusted)
-    return model, psf, stamps
+
+    def sweeps(params, outside, n=FIT_SWEEPS):
+        for _ in range(n):
+            data = raw - outside - _neighbour_light(params, stamps, psf)
+            params = _fit(data, usable, stamps, everyone, params, psf, rms2, noise.gain, eps)
+        return params
+
+    params = sweeps(params, 0.0)
+    groups = [_Group(params, stamps, psf, eps, np.ones(iy.size, bool))]
+    wings = _Wings.find(level, ignore, blocked, noise)
+    if wings is not None:
+        wide = wings.profile(psf)
+        wing_params = wings.fit(stamps.render(groups[0].light()), wide, noise.gain)
+        if psf_stars.size >= 3 and wing_params.shape[0] >= 2:
+            outside = stamps.take(wings.render(wing_params, wide))
+            cores = (raw - outside - _neighbour_light(params, stamps, psf), usable, stamps,
+                     psf_stars[:MAX_SHAPE_STARS], params, rms2)
+            few = wings.subset(REFINE_STARS, REFINE_RADIUS)
+            psf = _refine_with_wings(psf, cores, few.inputs(
+                wing_params[:REFINE_STARS], wide, stamps.render(groups[0].light())),
+                noise.gain)
+            wide = wings.profile(psf)
+            params = sweeps(params, outside)
+            groups[0] = _Group(params, stamps, psf, eps, groups[0].trusted)
+            wing_params = wings.fit(stamps.render(groups[0].light()), wide, noise.gain,
+                                    wing_params)
+        outside = stamps.take(wings.render(wing_params, wide))
+        groups[0].params = params = sweeps(params, outside, 1)
+        groups.append(wings.group(wing_params, wide, stamps.render(groups[0].light()),
+                                  noise.gain))
+    else:
+        outside = 0.0
+    data = raw - outside - _neighbour_light(params, stamps, psf)
+    groups[0].eps, groups[0].trusted = _model_errors(data, usable, stamps, params, psf, rms,
+                                                     noise.gain)
+    return groups
+
+
+def saturated_cores(ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer centre guesses ``(iy, ix)`` of saturated stars, largest first.
+
+    Each connected saturated region (a core and its bleed trail along the columns) gives
+    the middle of its widest row; at most :data:`MAX_SATURATED_STARS` regions.
+    """
+    labels, n = ndimage.label(ignore)
+    if n == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    sizes = ndimage.sum_labels(ignore, labels, np.arange(1, n + 1))
+    boxes = ndimage.find_objects(labels)
+    iy, ix = [], []
+    for k in np.argsort(-sizes, kind="stable")[:MAX_SATURATED_STARS]:
+        rows, cols = boxes[k]
+        inside = labels[rows, cols] == k + 1
+        widest = int(np.argmax(inside.sum(axis=1)))
+        iy.append(rows.start + widest)
+        ix.append(cols.start + int(round(np.mean(np.nonzero(inside[widest])[0]))))
+    return np.array(iy), np.array(ix)
+
+
+class _Wings:
+    """Saturated stars, fitted (flux, centre) from their unsaturated wings out to
+    :data:`WING_RADIUS` px.
+
+    Pixels within a pixel across or two along a column of saturation are left out: bleed
+    tails hold spilled charge. ``level`` arrays are the image less the background (ADU).
+    """
+
+    def __init__(self, level: np.ndarray, stamps: _Stamps, usable: np.ndarray,
+                 rms: np.ndarray):
+        self.level, self.stamps, self.usable, self.rms = level, stamps, usable, rms
+
+    @classmethod
+    def find(cls, level: np.ndarray, ignore: np.ndarray, blocked: np.ndarray,
+             noise: NoiseModel) -> _Wings | None:
+        """The image's saturated stars (see :func:`saturated_cores`), or None."""
+        iy, ix = saturated_cores(ignore)
+        if iy.size == 0:
+            return None
+        stamps = _Stamps(level.shape, iy, ix, WING_RADIUS)
+        near = ndimage.binary_dilation(ignore, np.ones((5, 3), bool))
+        usable = (stamps.inside & ~stamps.take(near | blocked)).astype(np.float64)
+        return cls(stamps.take(level).astype(np.float64), stamps, usable,
+                   noise.background_rms[iy, ix].astype(np.float64))
+
+    def subset(self, n: int, radius: int) -> _Wings:
+        """The first ``n`` stars on stamps cut to half-size ``radius`` px."""
+        inner = (np.abs(self.stamps.kx) <= radius) & (np.abs(self.stamps.ky) <= radius)
+        stamps = _Stamps(self.stamps.shape, self.stamps.iy[:n], self.stamps.ix[:n], radius)
+        return _Wings(self.level[:n, inner], stamps, self.usable[:n, inner], self.rms[:n])
+
+    @staticmethod
+    def profile(psf: GridPSF) -> GridPSF:
+        """``psf``'s Moffat on a grid as wide as the wing stamps."""
+        return GridPSF.moffat(**psf.shape, radius=WING_RADIUS + 1)
+
+    def render(self, params: np.ndarray, wide: GridPSF) -> np.ndarray:
+        """The saturated stars' light as an image (ADU)."""
+        return self.stamps.render(_star_light(params, self.stamps, wide))
+
+    def inputs(self, params: np.ndarray, wide: GridPSF, others: np.ndarray | None = None
+               ) -> tuple:
+        """``(data, usable, stamps, sel, params, rms2)`` with every other star's light
+        taken out (``others``: an image of the unsaturated stars' light)."""
+        data = self.level - _neighbour_light(params, self.stamps, wide)
+        if others is not None:
+            data = data - self.stamps.take(others)
+        return (data, self.usable, self.stamps, np.arange(params.shape[0]), params,
+                self.rms**2)
+
+    def fit(self, others: np.ndarray, wide: GridPSF, gain: float,
+            params: np.ndarray | None = None) -> np.ndarray:
+        """``(n, 3)`` flux (ADU), x, y; from a linear flux at the core guesses unless
+        ``params`` are given."""
+        stamps, usable, rms2 = self.stamps, self.usable, self.rms**2
+        raw = self.level - stamps.take(others)
+        if params is None:
+            profile = wide.evaluate(stamps.kx + 0.0 * stamps.iy[:, None],
+                                    stamps.ky + 0.0 * stamps.iy[:, None])[0]
+            weight = usable / (rms2[:, None] + np.abs(raw) / gain)
+            flux = np.sum(weight * raw * profile, axis=1) / np.maximum(
+                np.sum(weight * profile**2, axis=1), 1e-12)
+            params = np.column_stack([np.maximum(flux, 1e-3), stamps.ix.astype(float),
+                                      stamps.iy.astype(float)])
+        everyone = np.arange(params.shape[0])
+        eps = np.full(params.shape[0], FIT_EPS)
+        for _ in range(FIT_SWEEPS):
+            data = raw - _neighbour_light(params, stamps, wide)
+            params = _fit(data, usable, stamps, everyone, params, wide, rms2, gain, eps,
+                          steps=8)
+        return params
+
+    def group(self, params: np.ndarray, wide: GridPSF, others: np.ndarray, gain: float
+              ) -> _Group:
+        """The fitted saturated stars with their model errors."""
+        data = self.inputs(params, wide, others)[0]
+        eps, trusted = _model_errors(data, self.usable, self.stamps, params, wide,
+                                     self.rms, gain)
+        return _Group(params, self.stamps, wide, eps, trusted)
+
+
+def _trimmed_loss(psf: GridPSF, data: np.ndarray, usable: np.ndarray, stamps: _Stamps,
+                  sel: np.ndarray, params: np.ndarray, rms2: np.ndarray, gain: float
+                  ) -> float:
+    """Cauchy loss of the best-fitting :data:`SHAPE_KEEP` of the stars ``sel`` with the
+    profile ``psf``, each star's flux and centre refitted (model error
+    :data:`SHAPE_EPS`)."""
+    eps = np.full(params.shape[0], SHAPE_EPS)
+    fitted = _fit(data, usable, stamps, sel, params, psf, rms2, gain, eps, steps=2)
+    z = _scaled_residuals(data[sel], usable[sel], stamps, sel, fitted, psf, rms2, gain, eps)
+    per_star = np.sum(usable[sel] * np.log1p((z / CAUCHY_SCALE) ** 2), axis=1)
+    return float(np.sum(np.sort(per_star)[:max(3, int(SHAPE_KEEP * sel.size))]))
+
+
+def _refine_with_wings(psf: GridPSF, cores: tuple, wings: tuple, gain: float
+                       ) -> GridPSF:
+    """FWHM and beta refitted to the PSF stars' cores and the saturated stars' wings
+    together, the ellipticity kept: the cores hold the width, the wings the exponent,
+    which the cores alone leave loose.
+
+    ``cores`` and ``wings`` are ``(data, usable, stamps, sel, params, rms2)`` as
+    :func:`_trimmed_loss` takes them; the wings are evaluated on a coarser, wider grid.
+    """
+    shape = psf.shape
+
+    def loss(theta):
+        fwhm, beta = np.exp(theta[0]), 1 + np.exp(theta[1])
+        core = GridPSF.moffat(fwhm, beta, shape["e1"], shape["e2"])
+        wide = GridPSF.moffat(fwhm, beta, shape["e1"], shape["e2"],
+                              radius=REFINE_RADIUS + 1, oversample=2)
+        return (_trimmed_loss(core, *cores, gain=gain)
+                + _trimmed_loss(wide, *wings, gain=gain))
+
+    start = np.array([np.log(shape["fwhm"]), np.log(shape["beta"] - 1)])
+    best = optimize.minimize(loss, start, method="Nelder-Mead",
+                             options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": WING_MAXFEV,
+                                      "initial_simplex": start + np.vstack(
+                                          [np.zeros(2), np.diag([0.05, 0.2])])})
+    return GridPSF.moffat(np.exp(best.x[0]), 1 + np.exp(best.x[1]), shape["e1"], shape["e2"])
 
 
 def _fit_shape(fwhm: float, data: np.ndarray, usable: np.ndarray, stamps: _Stamps,
@@ -385,21 +598,12 @@ def _fit_shape(fwhm: float, data: np.ndarray, usable: np.ndarray, stamps: _Stamp
                ) -> GridPSF:
     """The elliptical Moffat (FWHM, beta, e1, e2) that fits the stars ``sel`` best
     (Nelder-Mead on the summed Cauchy loss, each star's flux and centre refitted)."""
-    eps = np.full(params.shape[0], SHAPE_EPS)
-
     def build(theta):
         return GridPSF.moffat(np.exp(theta[0]), 1 + np.exp(theta[1]),
                                    np.tanh(theta[2]), np.tanh(theta[3]))
 
-    keep = max(3, int(SHAPE_KEEP * sel.size))
-
     def loss(theta):
-        psf = build(theta)
-        fitted = _fit(data, usable, stamps, sel, params, psf, rms2, gain, eps, steps=2)
-        z = _scaled_residuals(data[sel], usable[sel], stamps, sel, fitted, psf, rms2, gain,
-                              eps)
-        per_star = np.sum(usable[sel] * np.log1p((z / CAUCHY_SCALE) ** 2), axis=1)
-        return float(np.sum(np.sort(per_star)[:keep]))
+        return _trimmed_loss(build(theta), data, usable, stamps, sel, params, rms2, gain)
 
     start = np.array([np.log(fwhm), np.log(2.0), 0.0, 0.0])
     best = optimize.minimize(loss, start, method="Nelder-Mead",
@@ -480,18 +684,16 @@ def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     """
     shape = image.shape
     empty = np.zeros(shape, bool)
-    fitted = fit_star_model(image, noise, ignore, prior)
-    if fitted is None:
+    groups = fit_star_model(image, noise, ignore, prior)
+    if groups is None:
         none = np.zeros(0)
         return StarStage(empty, empty, empty, np.zeros(shape, np.float32),
-                         StarModel(none, none, none, none, none.astype(bool)), None)
-    stars, psf, stamps = fitted
-    params = np.column_stack([stars.flux, stars.x, stars.y])
-    light = _star_light(params, stamps, psf)
-    total = stamps.render(light)
-    trusted_light = stamps.render(light * stars.trusted[:, None])
+                         StarModel(none, none, none, none, none.astype(bool),
+                                   none.astype(bool)), None)
+    total = sum(g.render() for g in groups)
+    trusted_light = sum(g.render(g.trusted.astype(float)) for g in groups)
     untrusted_light = total - trusted_light
-    eps = stamps.render(light * stars.eps[:, None]) / np.maximum(total, 1e-6)
+    eps = sum(g.render(g.eps) for g in groups) / np.maximum(total, 1e-6)
     rms = noise.background_rms
     resid = image - noise.background - total
     var = rms**2 + np.maximum(total, 0) / noise.gain + (eps * total) ** 2
@@ -501,4 +703,12 @@ def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     seeds = (z > SEED_SIGMA) & region
     grow = (z > GROW_SIGMA) & region
     cosmic = ndimage.binary_propagation(seeds, np.ones((3, 3), bool), mask=grow)
-    return StarStage(cosmic, region & (z < EXPLAINED_SIGMA), region, trusted_light, stars, psf)
+    def joined(values):
+        return np.concatenate([values(g) for g in groups])
+
+    stars = StarModel(joined(lambda g: g.params[:, 1]), joined(lambda g: g.params[:, 2]),
+                      joined(lambda g: g.params[:, 0]), joined(lambda g: g.eps),
+                      joined(lambda g: g.trusted),
+                      joined(lambda g: np.full(g.eps.size, g is not groups[0])))
+    return StarStage(cosmic, region & (z < EXPLAINED_SIGMA), region, trusted_light, stars,
+                     groups[0].psf)
