@@ -182,10 +182,9 @@ class _Group:
         """Model light of every star over its stamp, ``(n, K)`` ADU."""
         return _star_light(self.params, self.stamps, self.psf)
 
-    def render(self, weights: np.ndarray | None = None) -> np.ndarray:
-        """The stars' light as an image (ADU), each star scaled by ``weights`` ``(n,)``."""
-        light = self.light()
-        return self.stamps.render(light if weights is None else light * weights[:, None])
+    def render(self) -> np.ndarray:
+        """The stars' light as an image (ADU)."""
+        return self.stamps.render(self.light())
 
 
 @dataclass
@@ -281,12 +280,11 @@ class _Stamps:
 
 def _fit(data: np.ndarray, usable: np.ndarray, stamps: _Stamps, sel: np.ndarray,
          params: np.ndarray, psf: GridPSF, rms2: np.ndarray, gain: float,
-         eps: np.ndarray, steps: int = 4, scale: float = CAUCHY_SCALE) -> np.ndarray:
+         eps: np.ndarray, steps: int = 4) -> np.ndarray:
     """Gauss-Newton steps for ``(flux, x, y)`` of the stars ``sel``.
 
     ``data`` ``(n, K)`` is background-subtracted (ADU), ``usable`` ``(n, K)`` the prior
-    weights (0 for saturated, off-frame or prior-flagged pixels); residuals of ``scale``
-    sigma get half weight (Cauchy); returns new params.
+    weights (0 for saturated, off-frame or prior-flagged pixels); returns new params.
     """
     params = params.copy()
     ix, iy = stamps.ix[sel], stamps.iy[sel]
@@ -300,7 +298,7 @@ def _fit(data: np.ndarray, usable: np.ndarray, stamps: _Stamps, sel: np.ndarray,
         var = rms2[sel, None] + np.maximum(src, 0) / gain + (eps[sel, None] * src) ** 2
         resid = d - src
         z = resid / np.sqrt(var)
-        w = u / (1 + (z / scale) ** 2) / var
+        w = u / (1 + (z / CAUCHY_SCALE) ** 2) / var
         jac = np.stack([p, -f[:, None] * px, -f[:, None] * py], axis=-1)
         a = np.einsum("nk,nki,nkj->nij", w, jac, jac)
         diagonal = np.arange(3)
@@ -512,13 +510,11 @@ class _Wings:
         """The saturated stars' light as an image (ADU)."""
         return self.stamps.render(_star_light(params, self.stamps, wide))
 
-    def inputs(self, params: np.ndarray, wide: GridPSF, others: np.ndarray | None = None
-               ) -> tuple:
+    def inputs(self, params: np.ndarray, wide: GridPSF, others: np.ndarray) -> tuple:
         """``(data, usable, stamps, sel, params, rms2)`` with every other star's light
         taken out (``others``: an image of the unsaturated stars' light)."""
-        data = self.level - _neighbour_light(params, self.stamps, wide)
-        if others is not None:
-            data = data - self.stamps.take(others)
+        data = (self.level - _neighbour_light(params, self.stamps, wide)
+                - self.stamps.take(others))
         return (data, self.usable, self.stamps, np.arange(params.shape[0]), params,
                 self.rms**2)
 
@@ -690,10 +686,14 @@ def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
         return StarStage(empty, empty, empty, np.zeros(shape, np.float32),
                          StarModel(none, none, none, none, none.astype(bool),
                                    none.astype(bool)), None)
-    total = sum(g.render() for g in groups)
-    trusted_light = sum(g.render(g.trusted.astype(float)) for g in groups)
+    total, trusted_light, eps_light = (np.zeros(shape, np.float32) for _ in range(3))
+    for g in groups:
+        light = g.light()
+        total += g.stamps.render(light)
+        trusted_light += g.stamps.render(light * g.trusted[:, None])
+        eps_light += g.stamps.render(light * g.eps[:, None])
     untrusted_light = total - trusted_light
-    eps = sum(g.render(g.eps) for g in groups) / np.maximum(total, 1e-6)
+    eps = eps_light / np.maximum(total, 1e-6)
     rms = noise.background_rms
     resid = image - noise.background - total
     var = rms**2 + np.maximum(total, 0) / noise.gain + (eps * total) ** 2
