@@ -182,10 +182,6 @@ class _Group:
         """Model light of every star over its stamp, ``(n, K)`` ADU."""
         return _star_light(self.params, self.stamps, self.psf)
 
-    def render(self) -> np.ndarray:
-        """The stars' light as an image (ADU)."""
-        return self.stamps.render(self.light())
-
 
 @dataclass
 class StarStage:
@@ -419,34 +415,30 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
         return params
 
     params = sweeps(params, 0.0)
-    groups = [_Group(params, stamps, psf, eps, np.ones(iy.size, bool))]
     wings = _Wings.find(level, ignore, blocked, noise)
+    outside, saturated = 0.0, []
     if wings is not None:
         wide = wings.profile(psf)
-        wing_params = wings.fit(stamps.render(groups[0].light()), wide, noise.gain)
+        others = stamps.render(_star_light(params, stamps, psf))
+        wing_params = wings.fit(others, wide, noise.gain)
         if psf_stars.size >= 3 and wing_params.shape[0] >= 2:
             outside = stamps.take(wings.render(wing_params, wide))
             cores = (raw - outside - _neighbour_light(params, stamps, psf), usable, stamps,
                      psf_stars[:MAX_SHAPE_STARS], params, rms2)
             few = wings.subset(REFINE_STARS, REFINE_RADIUS)
-            psf = _refine_with_wings(psf, cores, few.inputs(
-                wing_params[:REFINE_STARS], wide, stamps.render(groups[0].light())),
-                noise.gain)
+            psf = _refine_with_wings(
+                psf, cores, few.inputs(wing_params[:REFINE_STARS], wide, others), noise.gain)
             wide = wings.profile(psf)
             params = sweeps(params, outside)
-            groups[0] = _Group(params, stamps, psf, eps, groups[0].trusted)
-            wing_params = wings.fit(stamps.render(groups[0].light()), wide, noise.gain,
-                                    wing_params)
+            others = stamps.render(_star_light(params, stamps, psf))
+            wing_params = wings.fit(others, wide, noise.gain, wing_params)
         outside = stamps.take(wings.render(wing_params, wide))
-        groups[0].params = params = sweeps(params, outside, 1)
-        groups.append(wings.group(wing_params, wide, stamps.render(groups[0].light()),
-                                  noise.gain))
-    else:
-        outside = 0.0
+        params = sweeps(params, outside, 1)
+        others = stamps.render(_star_light(params, stamps, psf))
+        saturated = [wings.group(wing_params, wide, others, noise.gain)]
     data = raw - outside - _neighbour_light(params, stamps, psf)
-    groups[0].eps, groups[0].trusted = _model_errors(data, usable, stamps, params, psf, rms,
-                                                     noise.gain)
-    return groups
+    eps, trusted = _model_errors(data, usable, stamps, params, psf, rms, noise.gain)
+    return [_Group(params, stamps, psf, eps, trusted), *saturated]
 
 
 def saturated_cores(ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -525,8 +517,7 @@ class _Wings:
         stamps, usable, rms2 = self.stamps, self.usable, self.rms**2
         raw = self.level - stamps.take(others)
         if params is None:
-            profile = wide.evaluate(stamps.kx + 0.0 * stamps.iy[:, None],
-                                    stamps.ky + 0.0 * stamps.iy[:, None])[0]
+            profile = wide.evaluate(stamps.kx, stamps.ky)[0][None, :]  # star on a pixel
             weight = usable / (rms2[:, None] + np.abs(raw) / gain)
             flux = np.sum(weight * raw * profile, axis=1) / np.maximum(
                 np.sum(weight * profile**2, axis=1), 1e-12)
