@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -140,3 +142,15 @@ def test_bright_unsaturated_star_flux_is_exact():
                   np.array([0.03]), steps=6)
     assert abs(fitted[0, 0] / 1e6 - 1) < 0.002
     assert np.hypot(fitted[0, 1] - 32.3, fitted[0, 2] - 31.8) < 0.01
+
+
+def test_a_prior_that_flags_every_core_leaves_the_stage_silent(field):
+    image, _, (ix, iy), _ = field
+    ignore = np.zeros(image.shape, bool)
+    prior = np.zeros(image.shape, bool)
+    prior[iy, ix] = True
+    prior = ndimage.binary_dilation(prior, iterations=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stage = star_cosmics(image, noise_model(image, GAIN, ignore=ignore), ignore, prior)
+    assert stage.psf is None and not stage.cosmic.any() and not stage.explained.any()

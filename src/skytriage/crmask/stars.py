@@ -24,6 +24,9 @@ This stage models every star and lets the residual decide:
 6. **Flag**: residuals above :data:`SEED_SIGMA` grow over those above
    :data:`GROW_SIGMA`; pixels whose residual the model explains (below
    :data:`EXPLAINED_SIGMA`) are returned so a caller can unflag them.
+7. **Faint stars** the first detector flagged, too faint to be fitted above: each small
+   flagged feature is asked whether the profile fits it better than a cosmic-ray spot
+   (:mod:`skytriage.crmask.pointsource`); if so, it is returned with the explained pixels.
 
 Only stars the model fits (``eps`` at most :data:`MAX_EPS`, no deep negative residuals) get
 a say; galaxies and blends are left to the network. Units: ADU for
@@ -40,6 +43,7 @@ from scipy import ndimage, optimize
 from scipy.spatial import cKDTree
 
 from skytriage.crmask.detect import NoiseModel
+from skytriage.crmask.pointsource import point_source_pixels
 
 STAMP_RADIUS = 10
 """Half-size of the PSF grid and of every star's stamp (px)."""
@@ -134,24 +138,28 @@ class GridPSF:
                      "e1": round(float(e1), 4), "e2": round(float(e2), 4)}
         return psf
 
-    def evaluate(self, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, ...]:
+    def evaluate(self, dx: np.ndarray, dy: np.ndarray, derivatives: bool = True
+                 ) -> tuple[np.ndarray, ...]:
         """Profile and its derivatives at pixel offsets from the star centre.
 
         Parameters
         ----------
         dx, dy : numpy.ndarray
             Pixel centre minus star centre (px), any equal shape.
+        derivatives : bool
+            False: the value alone (a third of the work).
 
         Returns
         -------
-        (value, d/ddx, d/ddy)
+        (value, d/ddx, d/ddy) or (value,)
             Arrays of the shape of ``dx``; zero outside the grid.
         """
         coords = np.stack([np.ravel(dy) * self.oversample + self.centre,
                            np.ravel(dx) * self.oversample + self.centre])
+        wanted = self._coeffs if derivatives else self._coeffs[:1]
         return tuple(ndimage.map_coordinates(c, coords, order=3, prefilter=False,
                                              mode="constant", cval=0.0).reshape(np.shape(dx))
-                     for c in self._coeffs)
+                     for c in wanted)
 
 
 @dataclass
@@ -193,7 +201,8 @@ class StarStage:
         bool ``(ny, nx)``: excesses over the star model (inside ``region`` only).
     explained : numpy.ndarray
         bool ``(ny, nx)``: pixels of ``region`` the model explains within
-        :data:`EXPLAINED_SIGMA`.
+        :data:`EXPLAINED_SIGMA`, and pixels of the first detector's small features that
+        the profile fits as faint stars (:func:`~skytriage.crmask.pointsource.point_source_pixels`).
     region : numpy.ndarray
         bool ``(ny, nx)``: where trusted star models exceed :data:`REGION_SIGMA` rms.
     model : numpy.ndarray
@@ -208,6 +217,7 @@ class StarStage:
     model: np.ndarray
     stars: StarModel
     psf: GridPSF | None
+    faint_star_pixels: int = 0
 
     @property
     def info(self) -> dict:
@@ -219,7 +229,8 @@ class StarStage:
                 "saturated_stars_trusted": int(np.sum(trusted & saturated)),
                 "star_model_eps": round(float(np.median(self.stars.eps[trusted])), 4)
                 if trusted.any() else None,
-                "star_profile": self.psf.shape if self.psf is not None else None}
+                "star_profile": self.psf.shape if self.psf is not None else None,
+                "faint_star_pixels_unflagged": self.faint_star_pixels}
 
 
 def find_stars(smooth: np.ndarray, noise: NoiseModel, ignore: np.ndarray
@@ -326,7 +337,7 @@ def _initial_params(level: np.ndarray, stamps: _Stamps, psf: GridPSF) -> np.ndar
     mid = level[iy, ix]
     ox = offset(level[iy, np.maximum(ix - 1, 0)], mid, level[iy, np.minimum(ix + 1, nx - 1)])
     oy = offset(level[np.maximum(iy - 1, 0), ix], mid, level[np.minimum(iy + 1, ny - 1), ix])
-    peak_fraction = psf.evaluate(np.zeros(1), np.zeros(1))[0][0]
+    peak_fraction = psf.evaluate(np.zeros(1), np.zeros(1), derivatives=False)[0][0]
     return np.column_stack([mid / peak_fraction, ix + ox, iy + oy])
 
 
@@ -383,6 +394,8 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
         stamps = _Stamps(image.shape, iy[flagged_core < 0.5], ix[flagged_core < 0.5])
         flagged_core = flagged_core[flagged_core < 0.5]
         iy, ix = stamps.iy, stamps.ix
+        if iy.size < 3:
+            return None
     rms = noise.background_rms[iy, ix].astype(np.float64)
     rms2 = rms**2
     usable = (stamps.inside & ~stamps.take(blocked)).astype(np.float64)
@@ -517,7 +530,8 @@ class _Wings:
         stamps, usable, rms2 = self.stamps, self.usable, self.rms**2
         raw = self.level - stamps.take(others)
         if params is None:
-            profile = wide.evaluate(stamps.kx, stamps.ky)[0][None, :]  # star on a pixel
+            # a star centred on a pixel
+            profile = wide.evaluate(stamps.kx, stamps.ky, derivatives=False)[0][None, :]
             weight = usable / (rms2[:, None] + np.abs(raw) / gain)
             flux = np.sum(weight * raw * profile, axis=1) / np.maximum(
                 np.sum(weight * profile**2, axis=1), 1e-12)
@@ -615,7 +629,7 @@ def _star_light(params: np.ndarray, stamps: _Stamps, psf: GridPSF,
     """The model light of stars ``sel`` over their stamps, ``(n, K)`` ADU."""
     dx = stamps.kx[None, :] + (stamps.ix[sel] - params[sel, 1])[:, None]
     dy = stamps.ky[None, :] + (stamps.iy[sel] - params[sel, 2])[:, None]
-    return params[sel, 0, None] * psf.evaluate(dx, dy)[0]
+    return params[sel, 0, None] * psf.evaluate(dx, dy, derivatives=False)[0]
 
 
 def _neighbour_light(params: np.ndarray, stamps: _Stamps, psf: GridPSF) -> np.ndarray:
@@ -701,5 +715,8 @@ def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
                       joined(lambda g: g.params[:, 0]), joined(lambda g: g.eps),
                       joined(lambda g: g.trusted),
                       joined(lambda g: np.full(g.eps.size, g is not groups[0])))
-    return StarStage(cosmic, region & (z < EXPLAINED_SIGMA), region, trusted_light, stars,
-                     groups[0].psf)
+    explained = region & (z < EXPLAINED_SIGMA)
+    faint = (point_source_pixels(image, noise, prior & ~region, ignore, groups[0].psf)
+             if prior is not None else empty)
+    return StarStage(cosmic, explained | faint, region, trusted_light, stars, groups[0].psf,
+                     int(faint.sum()))
