@@ -697,14 +697,14 @@ def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
         total += g.stamps.render(light)
         trusted_light += g.stamps.render(light * g.trusted[:, None])
         eps_light += g.stamps.render(light * g.eps[:, None])
-    untrusted_light = total - trusted_light
-    eps = eps_light / np.maximum(total, 1e-6)
     rms = noise.background_rms
-    resid = image - noise.background - total
-    var = rms**2 + np.maximum(total, 0) / noise.gain + (eps * total) ** 2
-    z = resid / np.sqrt(var)
-    region = ((trusted_light > REGION_SIGMA * rms) & (untrusted_light < REGION_SIGMA * rms)
+    region = ((trusted_light > REGION_SIGMA * rms) & (total - trusted_light < REGION_SIGMA * rms)
               & ~ignore)
+    z = np.zeros(shape, np.float32)  # residual over its noise, computed in the region only
+    at = np.nonzero(region)
+    light = total[at]
+    var = rms[at] ** 2 + light / noise.gain + eps_light[at] ** 2  # eps_light: eps × light
+    z[at] = (image[at] - noise.background[at] - light) / np.sqrt(var)
     seeds = (z > SEED_SIGMA) & region
     grow = (z > GROW_SIGMA) & region
     cosmic = ndimage.binary_propagation(seeds, np.ones((3, 3), bool), mask=grow)
