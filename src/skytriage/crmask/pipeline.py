@@ -156,8 +156,10 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
     star_model : bool
         Either method: fit every star with one elliptical Moffat profile
         (:mod:`skytriage.crmask.stars`); where the trusted stars' light exceeds 3 rms, flag
-        excesses over the model and unflag pixels the model explains. Finds more hits on
-        stars; costs seconds per megapixel (docs/results.md).
+        excesses over the model and unflag pixels the model explains; small flagged
+        features the profile fits better than a cosmic-ray spot are unflagged as faint
+        stars. Finds more hits on stars, flags fewer clean cores; costs seconds per
+        megapixel (docs/results.md).
     header : astropy.io.fits.Header, optional
         Copied to the outputs.
     path : str

@@ -702,9 +702,9 @@ def star_cosmics(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
               & ~ignore)
     z = np.zeros(shape, np.float32)  # residual over its noise, computed in the region only
     at = np.nonzero(region)
-    light = total[at]
-    var = rms[at] ** 2 + light / noise.gain + eps_light[at] ** 2  # eps_light: eps × light
-    z[at] = (image[at] - noise.background[at] - light) / np.sqrt(var)
+    model_at = total[at]
+    var = rms[at] ** 2 + model_at / noise.gain + eps_light[at] ** 2  # eps_light: eps × model
+    z[at] = (image[at] - noise.background[at] - model_at) / np.sqrt(var)
     seeds = (z > SEED_SIGMA) & region
     grow = (z > GROW_SIGMA) & region
     cosmic = ndimage.binary_propagation(seeds, np.ones((3, 3), bool), mask=grow)
