@@ -74,18 +74,16 @@ def point_source_pixels(image: np.ndarray, noise: NoiseModel, flagged: np.ndarra
     if tested.size == 0:
         return back
     k = np.arange(-HALF, HALF + 1)
-    yy = peaks[tested, 0, None, None] + k[:, None]
-    xx = peaks[tested, 1, None, None] + k[None, :]
-    data = image[yy, xx].reshape(tested.size, -1).astype(np.float64)
-    weight = 1.0 / (noise.sigma[yy, xx].reshape(tested.size, -1).astype(np.float64) ** 2)
+    yy, xx = (a.reshape(tested.size, -1) for a in np.broadcast_arrays(
+        peaks[tested, 0, None, None] + k[:, None], peaks[tested, 1, None, None] + k[None, :]))
+    data = image[yy, xx].astype(np.float64)
+    weight = 1.0 / noise.sigma[yy, xx].astype(np.float64) ** 2
     star_chi2, star_flux, star_model = _best_fit(data, weight, _star_shapes(psf))
     spot_chi2, _, _ = _best_fit(data, weight, _spot_shapes())
     dof = data.shape[1] - 4
     star = ((star_chi2 < spot_chi2 + PREFERENCE) & (star_flux > 0)
             & (star_chi2 < dof + FIT_SIGMA * np.sqrt(2 * dof)))
     excess = (data - star_model) * np.sqrt(weight)
-    yy = np.broadcast_to(yy, (tested.size, 2 * HALF + 1, 2 * HALF + 1)).reshape(tested.size, -1)
-    xx = np.broadcast_to(xx, yy.shape[:1] + (2 * HALF + 1, 2 * HALF + 1)).reshape(yy.shape)
     own = labels[yy, xx] == (tested + 1)[:, None]
     give = own & star[:, None] & (excess < KEEP_SIGMA)
     back[yy[give], xx[give]] = True
