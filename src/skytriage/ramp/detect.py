@@ -58,8 +58,8 @@ class RuleSettings:
         (``rtn_window`` reads on each side: the read noise averages down) than in its one
         difference: a difference above ``level_pixel_sigma`` where the level change peaks
         above ``level_sigma`` is a cosmic ray, unless the pixel's level also falls by more
-        than ``rtn_candidate_sigma`` somewhere (a telegraph pixel).
-    level_pixel_sigma : float
+        than ``level_fall_sigma`` somewhere (a telegraph pixel).
+    level_pixel_sigma, level_fall_sigma : float
         See ``level_sigma``.
     curvature : float
         Relative noise term ``c`` (non-linearity, IPC, flat residuals).
@@ -103,13 +103,14 @@ class RuleSettings:
     cluster_total_sigma: float = 6.5
     level_sigma: float = 5.0
     level_pixel_sigma: float = 1.5
+    level_fall_sigma: float = 3.0
     curvature: float = 0.02
-    rtn_sigma: float = 4.5
+    rtn_sigma: float = 5.0
     rtn_window: int = 8
     rtn_max_ratio: float = 2.5
     rtn_min_alternation: float = 0.6
-    rtn_candidate_sigma: float = 3.0
-    rtn_visit_sigma: float = 5.0
+    rtn_candidate_sigma: float = 2.5
+    rtn_visit_sigma: float = 4.5
     rtn_visit_max_length: int = 24
     rtn_visit_max_reads: int = 40
     snowball_min_area: int = 30
@@ -310,7 +311,7 @@ def _level_voxels(z: np.ndarray, level: np.ndarray | None, flux: np.ndarray,
                   read_noise: float, settings: RuleSettings) -> tuple[np.ndarray, np.ndarray]:
     """Differences above ``level_pixel_sigma`` where their pixel's windowed level change
     peaks above ``level_sigma`` (the largest within ``rtn_window`` differences either
-    side) in a pixel whose level never falls below ``-rtn_candidate_sigma``; none in ramps
+    side) in a pixel whose level never falls below ``-level_fall_sigma``; none in ramps
     shorter than :data:`LEVEL_MIN_WINDOWS` windows.
 
     The significance here counts the error of the pixel's flux too: a flux off by
@@ -345,7 +346,7 @@ def _level_voxels(z: np.ndarray, level: np.ndarray | None, flux: np.ndarray,
     around = np.clip(k[:, None] + np.arange(1 - window, window)[None], 0, n_diffs - 1)
     peak = level[i[:, None], around, y[:, None], x[:, None]].max(axis=1) <= level[i, k, y, x]
     i, k, y, x = i[peak], k[peak], y[peak], x[peak]
-    never_falls = level[:, :, y, x].min(axis=(0, 1)) > -settings.rtn_candidate_sigma
+    never_falls = level[:, :, y, x].min(axis=(0, 1)) > -settings.level_fall_sigma
     i, k, y, x = i[never_falls], k[never_falls], y[never_falls], x[never_falls]
     weights, read_term = step_weights(n_diffs, window)
     f = np.maximum(flux[y, x], 0)
