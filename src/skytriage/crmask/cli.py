@@ -68,6 +68,9 @@ def run_command(
         help="Fit every star with one Moffat profile and judge the pixels on stars by "
              "their excess over it: more hits on stars found, seconds per megapixel "
              "slower (docs/results.md).")] = False,
+    point_source_test: Annotated[bool, typer.Option(
+        help="Give back small flagged features the image's star profile fits better than "
+             "a cosmic-ray spot (faint star cores; about 2 s per image).")] = True,
     overwrite: Annotated[bool, typer.Option(help="Redo inputs whose outputs exist.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -77,7 +80,7 @@ def run_command(
 
     params = {"method": method, "gain": gain, "readnoise": readnoise, "threshold": threshold,
               "saturation": saturation, "inpaint": inpaint, "star_floor": star_floor,
-              "star_model": star_model,
+              "star_model": star_model, "point_source_test": point_source_test,
               "model": str(model) if model else "shipped"}
     summary = RunSummary("crmask", images, params)
     results = {}
@@ -90,7 +93,7 @@ def run_command(
             result = run_file(path, method=method, gain=gain, readnoise=readnoise,
                               threshold=threshold, saturation=saturation, inpaint=inpaint,
                               model=str(model) if model else None, star_floor=star_floor,
-                              star_model=star_model)
+                              star_model=star_model, point_source_test=point_source_test)
         except SkytriageInputError as err:
             summary.fail(path, err)
             continue
@@ -183,7 +186,8 @@ def evaluate_command(
         help="Exposures written by 'skytriage simulate crmask' (or their folder).")],
     out: OutOption,
     methods: Annotated[str, typer.Option(help="Comma-separated: skytriage-unet, "
-                                              "skytriage-unet-stars, skytriage-unet-starmodel, "
+                                              "skytriage-unet-raw, skytriage-unet-stars, "
+                                              "skytriage-unet-starmodel, "
                                               "skytriage-lacosmic, "
                                               "astroscrappy, deepcr-acs-wfc, "
                                               "deepcr-decam, cosmic-conn-ground, "

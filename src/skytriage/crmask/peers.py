@@ -25,6 +25,15 @@ def skytriage_unet(image, *, gain, readnoise, saturation):
     return result.cosmic_rays, result.probability
 
 
+def skytriage_unet_raw(image, *, gain, readnoise, saturation):
+    """skytriage's U-Net without the point-source test (``--no-point-source-test``)."""
+    from skytriage.crmask.pipeline import run
+
+    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
+                 inpaint="median", point_source_test=False)
+    return result.cosmic_rays, result.probability
+
+
 STAR_FLOOR = 0.2
 """``--star-floor`` of the ``skytriage-unet-stars`` masker."""
 
@@ -112,6 +121,7 @@ def cosmic_conn(model: str = "ground_imaging") -> Masker:
 
 MASKERS: dict[str, Callable[[], Masker]] = {
     "skytriage-unet": lambda: skytriage_unet,
+    "skytriage-unet-raw": lambda: skytriage_unet_raw,
     "skytriage-unet-stars": lambda: skytriage_unet_stars,
     "skytriage-unet-starmodel": lambda: skytriage_unet_starmodel,
     "skytriage-lacosmic": lambda: skytriage_lacosmic,

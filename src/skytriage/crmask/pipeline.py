@@ -25,7 +25,8 @@ from skytriage.crmask.detect import (
     saturation_mask,
 )
 from skytriage.crmask.model import CrMaskNet, Inpainter
-from skytriage.crmask.stars import star_cosmics
+from skytriage.crmask.pointsource import point_source_pixels
+from skytriage.crmask.stars import fit_profile, star_cosmics
 from skytriage.errors import SkytriageInputError, SkytriageUsageError
 from skytriage.io import read_frame, write_fits
 from skytriage.nn import shipped_weights
@@ -125,8 +126,8 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
         readnoise: float | None = None, threshold: float | None = None,
         saturation: float | None = None, inpaint: str = "median", model: str | None = None,
         inpaint_model: str | None = None, star_floor: float | None = None,
-        star_model: bool = False, header: fits.Header | None = None,
-        path: str = "<array>") -> CrMaskResult:
+        star_model: bool = False, point_source_test: bool = True,
+        header: fits.Header | None = None, path: str = "<array>") -> CrMaskResult:
     """Mask cosmic rays in one exposure and inpaint them.
 
     Parameters
@@ -160,6 +161,11 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
         features the profile fits better than a cosmic-ray spot are unflagged as faint
         stars. Finds more hits on stars, flags fewer clean cores; costs seconds per
         megapixel (docs/results.md).
+    point_source_test : bool
+        Without ``star_model``: fit the image's profile to its sharp bright stars
+        (:func:`~skytriage.crmask.stars.fit_profile`, about 2 s) and give back the small
+        flagged features it fits better than a cosmic-ray spot (faint star cores;
+        :mod:`~skytriage.crmask.pointsource`). ``star_model`` always does this.
     header : astropy.io.fits.Header, optional
         Copied to the outputs.
     path : str
@@ -212,6 +218,8 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
         stage = star_cosmics(data, noise, ignore, prior=cosmic)
         cosmic = ((cosmic & ~stage.explained) | stage.cosmic) & ~ignore
         star_info = stage.info
+    elif point_source_test:
+        cosmic, star_info = _without_faint_stars(data, noise, ignore, cosmic)
     lines = axis_aligned_lines(cosmic)
     cosmic &= ~lines
     if lines.any():
@@ -227,7 +235,8 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
     mask[bad] |= BIT_BAD
     mask[saturated] |= BIT_SATURATED
     info = {"method": method, "threshold": cut, "star_floor": star_floor,
-            "star_model": star_model, **star_info, "gain": gain,
+            "star_model": star_model, "point_source_test": point_source_test or star_model,
+            **star_info, "gain": gain,
             "readnoise": readnoise,
             "saturation_adu": level, "inpaint": inpaint, "sky_rms_adu": noise.sky_rms,
             "cosmic_ray_pixels": int(cosmic.sum()), "line_pixels": int(lines.sum()),
@@ -235,6 +244,18 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
             "bad_pixels": int(bad.sum()), "mask_seconds": round(t_mask, 3),
             "seconds": round(time.perf_counter() - t0, 3), "notes": notes}
     return CrMaskResult(mask, clean, probability, header or fits.Header(), info)
+
+
+def _without_faint_stars(data: np.ndarray, noise, ignore: np.ndarray, cosmic: np.ndarray
+                         ) -> tuple[np.ndarray, dict]:
+    """``cosmic`` less the faint star cores the point-source test gives back, and what the
+    test did (for summary.json); unchanged when the image has too few stars for a profile."""
+    psf = fit_profile(data, noise, ignore, prior=cosmic)
+    if psf is None:
+        return cosmic, {"star_profile": None, "faint_star_pixels_unflagged": 0}
+    faint = point_source_pixels(data, noise, cosmic, ignore, psf)
+    return cosmic & ~faint, {"star_profile": psf.shape,
+                             "faint_star_pixels_unflagged": int(faint.sum())}
 
 
 def _checked_pixels(image: np.ndarray, path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -47,10 +47,13 @@ from skytriage.crmask.pointsource import point_source_pixels
 
 STAMP_RADIUS = 10
 """Half-size of the PSF grid and of every star's stamp (px)."""
+PROFILE_RADIUS = 6
+"""Half-size (px) of the stamps :func:`fit_profile` fits the shape on (the core is
+what the point-source test needs)."""
 OVERSAMPLE = 4
+"""PSF grid nodes per pixel."""
 SUBPIXELS = 7
 """Samples per pixel side when an analytic profile is integrated over a pixel."""
-"""PSF grid nodes per pixel."""
 MIN_PEAK_SIGMA = 8.0
 """Stars whose 3×3-median peak exceeds this many background rms are fitted."""
 MIN_SEPARATION = 2.5
@@ -360,6 +363,71 @@ def _concentration(level: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndar
     return box3[iy, ix] / np.maximum(box7[iy, ix], 1e-9)
 
 
+def _psf_stars(snr: np.ndarray, clean: np.ndarray, concentration: np.ndarray
+               ) -> np.ndarray:
+    """Indices of the stars that fit the profile's shape: brighter than
+    :data:`PSF_STAR_SIGMA`, ``clean`` (no saturated or flagged core), and at least
+    :data:`SHARPNESS` as concentrated as the sharpest tenth of those; at most
+    :data:`MAX_SHAPE_STARS`, brightest first (inputs are ``(n,)``, brightest first)."""
+    bright = (snr > PSF_STAR_SIGMA) & clean
+    if not bright.any():
+        return np.zeros(0, int)
+    sharp = concentration >= SHARPNESS * np.percentile(concentration[bright], 90)
+    return np.nonzero(bright & sharp)[0][:MAX_SHAPE_STARS]
+
+
+def fit_profile(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
+                prior: np.ndarray | None = None) -> GridPSF | None:
+    """The image's elliptical Moffat profile from its sharp bright stars alone.
+
+    The cheap half of :func:`fit_star_model`: only the :data:`MAX_SHAPE_STARS` stars
+    that fit the shape are fitted, each on its own (no neighbours subtracted: blends
+    drop out of the trimmed loss), on stamps of :data:`PROFILE_RADIUS` px. Enough for
+    the point-source test (:mod:`skytriage.crmask.pointsource`), which needs the core.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        float32 ADU ``(ny, nx)``.
+    noise : NoiseModel
+    ignore : numpy.ndarray
+        bool ``(ny, nx)``: saturated and bad pixels.
+    prior : numpy.ndarray, optional
+        bool ``(ny, nx)``: a first detector's cosmic rays (stars with a flagged core are
+        not used; flagged pixels are left out of the fits).
+
+    Returns
+    -------
+    GridPSF or None
+        None with fewer than 3 usable stars.
+    """
+    level = image - noise.background
+    smooth = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3) - noise.background
+    iy, ix = find_stars(smooth, noise, ignore)
+    snr = smooth[iy, ix] / noise.background_rms[iy, ix]
+    iy, ix = iy[snr > PSF_STAR_SIGMA], ix[snr > PSF_STAR_SIGMA]
+    blocked = ignore if prior is None else ignore | prior
+    stamps = _Stamps(image.shape, iy, ix, PROFILE_RADIUS)
+    core = (stamps.kx**2 + stamps.ky**2) <= 2.25
+    clean = (~np.any(stamps.take(ignore) & stamps.inside, axis=1)
+             & ~np.any(stamps.take(blocked)[:, core], axis=1))
+    unflagged = np.where(blocked, smooth, level)
+    chosen = _psf_stars(snr[snr > PSF_STAR_SIGMA], clean, _concentration(unflagged, iy, ix))
+    if chosen.size < 3:
+        return None
+    stamps = _Stamps(image.shape, iy[chosen], ix[chosen], PROFILE_RADIUS)
+    rms2 = noise.background_rms[stamps.iy, stamps.ix].astype(np.float64) ** 2
+    usable = (stamps.inside & ~stamps.take(blocked)).astype(np.float64)
+    data = stamps.take(level).astype(np.float64)
+    fwhm = _start_fwhm(unflagged, stamps.iy, stamps.ix)
+    psf = GridPSF.moffat(fwhm, 3.0, radius=PROFILE_RADIUS)
+    every = np.arange(chosen.size)
+    params = _fit(data, usable, stamps, every, _initial_params(smooth, stamps, psf), psf,
+                  rms2, noise.gain, np.full(chosen.size, 0.3))
+    return _fit_shape(fwhm, data, usable, stamps, every, params, rms2, noise.gain,
+                      radius=PROFILE_RADIUS)
+
+
 def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
                    prior: np.ndarray | None = None) -> list[_Group] | None:
     """Fit the image's Moffat profile and every star with it, saturated ones by their wings.
@@ -407,18 +475,14 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     snr = smooth[iy, ix] / rms
     clean_stamp = ~np.any(stamps.take(ignore) & stamps.inside, axis=1)
     concentration = _concentration(unflagged, iy, ix)
-    bright = (snr > PSF_STAR_SIGMA) & clean_stamp & (flagged_core == 0)
-    sharp = concentration >= SHARPNESS * np.percentile(concentration[bright], 90) \
-        if bright.any() else bright
-    psf_stars = np.nonzero(bright & sharp)[0]
+    psf_stars = _psf_stars(snr, clean_stamp & (flagged_core == 0), concentration)
     everyone = np.arange(iy.size)
     eps = np.full(iy.size, 0.3)
     data = raw - _neighbour_light(params, stamps, psf)
     params = _fit(data, usable, stamps, everyone, params, psf, rms2, noise.gain, eps)
     if psf_stars.size >= 3:
         data = raw - _neighbour_light(params, stamps, psf)
-        psf = _fit_shape(fwhm, data, usable, stamps, psf_stars[:MAX_SHAPE_STARS], params,
-                         rms2, noise.gain)
+        psf = _fit_shape(fwhm, data, usable, stamps, psf_stars, params, rms2, noise.gain)
     eps = np.full(iy.size, FIT_EPS)
 
     def sweeps(params, outside, n=FIT_SWEEPS):
@@ -437,7 +501,7 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
         if psf_stars.size >= 3 and wing_params.shape[0] >= 2:
             outside = stamps.take(wings.render(wing_params, wide))
             cores = (raw - outside - _neighbour_light(params, stamps, psf), usable, stamps,
-                     psf_stars[:MAX_SHAPE_STARS], params, rms2)
+                     psf_stars, params, rms2)
             few = wings.subset(REFINE_STARS, REFINE_RADIUS)
             psf = _refine_with_wings(
                 psf, cores, few.inputs(wing_params[:REFINE_STARS], wide, others), noise.gain)
@@ -595,13 +659,14 @@ def _refine_with_wings(psf: GridPSF, cores: tuple, wings: tuple, gain: float
 
 
 def _fit_shape(fwhm: float, data: np.ndarray, usable: np.ndarray, stamps: _Stamps,
-               sel: np.ndarray, params: np.ndarray, rms2: np.ndarray, gain: float
-               ) -> GridPSF:
+               sel: np.ndarray, params: np.ndarray, rms2: np.ndarray, gain: float,
+               radius: int = STAMP_RADIUS) -> GridPSF:
     """The elliptical Moffat (FWHM, beta, e1, e2) that fits the stars ``sel`` best
-    (Nelder-Mead on the summed Cauchy loss, each star's flux and centre refitted)."""
+    (Nelder-Mead on the summed Cauchy loss, each star's flux and centre refitted); its
+    grid reaches ``radius`` px, the stamps' half-size."""
     def build(theta):
         return GridPSF.moffat(np.exp(theta[0]), 1 + np.exp(theta[1]),
-                                   np.tanh(theta[2]), np.tanh(theta[3]))
+                              np.tanh(theta[2]), np.tanh(theta[3]), radius=radius)
 
     def loss(theta):
         return _trimmed_loss(build(theta), data, usable, stamps, sel, params, rms2, gain)
