@@ -70,7 +70,7 @@ def run_command(
              "slower (docs/results.md).")] = False,
     point_source_test: Annotated[bool, typer.Option(
         help="Give back small flagged features the image's star profile fits better than "
-             "a cosmic-ray spot (faint star cores; about 2 s per image).")] = True,
+             "a cosmic-ray spot (faint star cores; 1-5 s per image).")] = True,
     overwrite: Annotated[bool, typer.Option(help="Redo inputs whose outputs exist.")] = False,
     json_out: JsonOption = False,
 ) -> None:

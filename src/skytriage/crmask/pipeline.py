@@ -163,7 +163,7 @@ def run(image: np.ndarray, *, method: str = "unet", gain: float = 1.0,
         megapixel (docs/results.md).
     point_source_test : bool
         Without ``star_model``: fit the image's profile to its sharp bright stars
-        (:func:`~skytriage.crmask.stars.fit_profile`, about 2 s) and give back the small
+        (:func:`~skytriage.crmask.stars.fit_profile`, seconds) and give back the small
         flagged features it fits better than a cosmic-ray spot (faint star cores;
         :mod:`~skytriage.crmask.pointsource`). ``star_model`` always does this.
     header : astropy.io.fits.Header, optional

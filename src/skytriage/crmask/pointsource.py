@@ -68,9 +68,8 @@ def point_source_pixels(image: np.ndarray, noise: NoiseModel, flagged: np.ndarra
     back = np.zeros(flagged.shape, bool)
     if n == 0:
         return back
-    level = image - noise.background
-    peaks = np.array(ndimage.maximum_position(level, labels, np.arange(1, n + 1)), int)
-    tested = np.flatnonzero(_testable(peaks, labels, level, noise, ignore))
+    peaks, area, peak_level = _feature_peaks(image, noise, labels)
+    tested = np.flatnonzero(_testable(peaks, area, peak_level, labels.shape, noise, ignore))
     if tested.size == 0:
         return back
     k = np.arange(-HALF, HALF + 1)
@@ -90,15 +89,27 @@ def point_source_pixels(image: np.ndarray, noise: NoiseModel, flagged: np.ndarra
     return back
 
 
-def _testable(peaks: np.ndarray, labels: np.ndarray, level: np.ndarray, noise: NoiseModel,
-              ignore: np.ndarray) -> np.ndarray:
+def _feature_peaks(image: np.ndarray, noise: NoiseModel, labels: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per flagged feature (labels 1..n): its brightest pixel ``(n, 2)`` (y, x), its area
+    (px) and its peak above the background (ADU); read at the flagged pixels only."""
+    ys, xs = np.nonzero(labels)
+    label = labels[ys, xs]
+    level = image[ys, xs] - noise.background[ys, xs]
+    order = np.lexsort((-level, label))  # by feature, brightest first
+    first = order[np.r_[True, label[order][1:] != label[order][:-1]]]
+    return (np.column_stack([ys[first], xs[first]]), np.bincount(label)[1:],
+            level[first])
+
+
+def _testable(peaks: np.ndarray, area: np.ndarray, peak_level: np.ndarray,
+              shape: tuple[int, int], noise: NoiseModel, ignore: np.ndarray) -> np.ndarray:
     """Which features ``(n,)`` are small, bright enough, inside and away from ``ignore``."""
-    ny, nx = labels.shape
-    area = np.bincount(labels.ravel())[1:]
+    ny, nx = shape
     py, px = peaks[:, 0], peaks[:, 1]
     inside = (py >= HALF) & (py < ny - HALF) & (px >= HALF) & (px < nx - HALF)
     near_ignored = ndimage.binary_dilation(ignore, iterations=3)[py, px]
-    bright = level[py, px] > MIN_PEAK_SIGMA * noise.background_rms[py, px]
+    bright = peak_level > MIN_PEAK_SIGMA * noise.background_rms[py, px]
     return (area <= MAX_AREA) & inside & ~near_ignored & bright
 
 

@@ -246,12 +246,17 @@ def find_stars(smooth: np.ndarray, noise: NoiseModel, ignore: np.ndarray
     of two candidates closer than :data:`MIN_SEPARATION` (ties of the median image)
     only the brighter stays.
     """
-    snr = smooth / noise.background_rms
-    peaks = (snr > MIN_PEAK_SIGMA) & (smooth == ndimage.maximum_filter(smooth, size=5))
-    peaks &= ~ndimage.binary_dilation(ignore, iterations=2)
-    peaks[:2], peaks[-2:], peaks[:, :2], peaks[:, -2:] = False, False, False, False
-    iy, ix = np.nonzero(peaks)
-    order = np.argsort(-snr[iy, ix], kind="stable")
+    above = smooth > MIN_PEAK_SIGMA * noise.background_rms
+    above &= ~ndimage.binary_dilation(ignore, iterations=2)
+    above[:2], above[-2:], above[:, :2], above[:, -2:] = False, False, False, False
+    iy, ix = np.nonzero(above)
+    value = smooth[iy, ix]
+    peak = np.ones(iy.size, bool)
+    for dy in range(-2, 3):  # the 5×5 maximum, at the pixels above the cut only
+        for dx in range(-2, 3):
+            peak &= smooth[iy + dy, ix + dx] <= value
+    iy, ix = iy[peak], ix[peak]
+    order = np.argsort(-(value[peak] / noise.background_rms[iy, ix]), kind="stable")
     iy, ix = iy[order], ix[order]
     pairs = cKDTree(np.column_stack([iy, ix])).query_pairs(MIN_SEPARATION, output_type="ndarray")
     fainter = np.zeros(iy.size, bool)
@@ -344,23 +349,33 @@ def _initial_params(level: np.ndarray, stamps: _Stamps, psf: GridPSF) -> np.ndar
     return np.column_stack([mid / peak_fraction, ix + ox, iy + oy])
 
 
-def _start_fwhm(level: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> float:
-    """Median FWHM (px) of the brightest candidates from their area above half peak."""
-    r = 3
+def _unflagged_patches(image: np.ndarray, background: np.ndarray, smooth: np.ndarray,
+                       blocked: np.ndarray, iy: np.ndarray, ix: np.ndarray, r: int = 3
+                       ) -> np.ndarray:
+    """``(n, 2r+1, 2r+1)`` patches of ``image - background`` around each peak, with the
+    3×3-median ``smooth`` (background subtracted) where ``blocked`` (a flagged hit does not
+    widen or sharpen a star); taken at the peaks only, so no image-size temporaries."""
     k = np.arange(-r, r + 1)
-    n = min(iy.size, 50)
-    patches = level[np.clip(iy[:n, None, None] + k[None, :, None], 0, level.shape[0] - 1),
-                    np.clip(ix[:n, None, None] + k[None, None, :], 0, level.shape[1] - 1)]
+    yy = np.clip(iy[:, None, None] + k[None, :, None], 0, image.shape[0] - 1)
+    xx = np.clip(ix[:, None, None] + k[None, None, :], 0, image.shape[1] - 1)
+    return np.where(blocked[yy, xx], smooth[yy, xx], image[yy, xx] - background[yy, xx])
+
+
+def _start_fwhm(patches: np.ndarray) -> float:
+    """Median FWHM (px) of the 50 brightest candidates from their area above half peak
+    (``patches`` from :func:`_unflagged_patches`, brightest first)."""
+    patches = patches[:50]
+    r = patches.shape[1] // 2
     area = np.sum(patches > 0.5 * patches[:, r, r][:, None, None], axis=(1, 2))
     return float(np.clip(2 * np.sqrt(np.median(area) / np.pi), 1.0, 8.0))
 
 
-def _concentration(level: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
-    """Share of the 7×7 light in the brightest 3×3 around each peak: point sources have
-    the most; galaxies and blends less."""
-    box3 = ndimage.uniform_filter(level, 3) * 9
-    box7 = ndimage.uniform_filter(level, 7) * 49
-    return box3[iy, ix] / np.maximum(box7[iy, ix], 1e-9)
+def _concentration(patches: np.ndarray) -> np.ndarray:
+    """Share of the 7×7 light in the brightest 3×3 around each peak (``patches`` 7×7 from
+    :func:`_unflagged_patches`): point sources have the most; galaxies and blends less."""
+    r = patches.shape[1] // 2
+    box3 = patches[:, r - 1:r + 2, r - 1:r + 2].sum(axis=(1, 2))
+    return box3 / np.maximum(patches.sum(axis=(1, 2)), 1e-9)
 
 
 def _psf_stars(snr: np.ndarray, clean: np.ndarray, concentration: np.ndarray
@@ -401,25 +416,25 @@ def fit_profile(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     GridPSF or None
         None with fewer than 3 usable stars.
     """
-    level = image - noise.background
-    smooth = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3) - noise.background
+    smooth = cv2.medianBlur(np.ascontiguousarray(image, np.float32), 3)
+    smooth -= noise.background
     iy, ix = find_stars(smooth, noise, ignore)
     snr = smooth[iy, ix] / noise.background_rms[iy, ix]
-    iy, ix = iy[snr > PSF_STAR_SIGMA], ix[snr > PSF_STAR_SIGMA]
+    iy, ix, snr = iy[snr > PSF_STAR_SIGMA], ix[snr > PSF_STAR_SIGMA], snr[snr > PSF_STAR_SIGMA]
     blocked = ignore if prior is None else ignore | prior
     stamps = _Stamps(image.shape, iy, ix, PROFILE_RADIUS)
     core = (stamps.kx**2 + stamps.ky**2) <= 2.25
     clean = (~np.any(stamps.take(ignore) & stamps.inside, axis=1)
              & ~np.any(stamps.take(blocked)[:, core], axis=1))
-    unflagged = np.where(blocked, smooth, level)
-    chosen = _psf_stars(snr[snr > PSF_STAR_SIGMA], clean, _concentration(unflagged, iy, ix))
+    patches = _unflagged_patches(image, noise.background, smooth, blocked, iy, ix)
+    chosen = _psf_stars(snr, clean, _concentration(patches))
     if chosen.size < 3:
         return None
     stamps = _Stamps(image.shape, iy[chosen], ix[chosen], PROFILE_RADIUS)
     rms2 = noise.background_rms[stamps.iy, stamps.ix].astype(np.float64) ** 2
     usable = (stamps.inside & ~stamps.take(blocked)).astype(np.float64)
-    data = stamps.take(level).astype(np.float64)
-    fwhm = _start_fwhm(unflagged, stamps.iy, stamps.ix)
+    data = stamps.take(image).astype(np.float64) - stamps.take(noise.background)
+    fwhm = _start_fwhm(patches[chosen])
     psf = GridPSF.moffat(fwhm, 3.0, radius=PROFILE_RADIUS)
     every = np.arange(chosen.size)
     params = _fit(data, usable, stamps, every, _initial_params(smooth, stamps, psf), psf,
@@ -468,13 +483,13 @@ def fit_star_model(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     rms2 = rms**2
     usable = (stamps.inside & ~stamps.take(blocked)).astype(np.float64)
     raw = stamps.take(level).astype(np.float64)
-    unflagged = np.where(blocked, smooth, level)
-    fwhm = _start_fwhm(unflagged, iy, ix)
+    patches = _unflagged_patches(image, noise.background, smooth, blocked, iy, ix)
+    fwhm = _start_fwhm(patches)
     psf = GridPSF.moffat(fwhm, 3.0)
     params = _initial_params(smooth, stamps, psf)
     snr = smooth[iy, ix] / rms
     clean_stamp = ~np.any(stamps.take(ignore) & stamps.inside, axis=1)
-    concentration = _concentration(unflagged, iy, ix)
+    concentration = _concentration(patches)
     psf_stars = _psf_stars(snr, clean_stamp & (flagged_core == 0), concentration)
     everyone = np.arange(iy.size)
     eps = np.full(iy.size, 0.3)
