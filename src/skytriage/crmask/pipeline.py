@@ -75,8 +75,8 @@ class CrMaskResult:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         provenance = {"command": command, "parameters": {
-            k: self.info[k] for k in ("method", "threshold", "star_floor", "star_model", "gain",
-                                      "inpaint")
+            k: self.info[k] for k in ("method", "threshold", "star_floor", "star_model",
+                                      "point_source_test", "gain", "inpaint")
             if k in self.info}}
         header = self.header.copy()
         mask_header = fits.Header([(k, header[k]) for k in _WCS_KEYS if k in header])

@@ -420,7 +420,8 @@ def fit_profile(image: np.ndarray, noise: NoiseModel, ignore: np.ndarray,
     smooth -= noise.background
     iy, ix = find_stars(smooth, noise, ignore)
     snr = smooth[iy, ix] / noise.background_rms[iy, ix]
-    iy, ix, snr = iy[snr > PSF_STAR_SIGMA], ix[snr > PSF_STAR_SIGMA], snr[snr > PSF_STAR_SIGMA]
+    bright = snr > PSF_STAR_SIGMA
+    iy, ix, snr = iy[bright], ix[bright], snr[bright]
     blocked = ignore if prior is None else ignore | prior
     stamps = _Stamps(image.shape, iy, ix, PROFILE_RADIUS)
     core = (stamps.kx**2 + stamps.ky**2) <= 2.25
