@@ -7,6 +7,11 @@ background noise in each pixel's noise (1 on sky, → 0 on bright stars). Signif
 compressed with ``asinh(z / 3)`` so that faint hits and saturated-looking cores fit one
 scale. Inference runs in overlapping tiles (float32, channels-last, all cores) and keeps
 only the centre of each tile, so neither tile borders nor image edges leave artefacts.
+
+A second, wider network of the same kind (the star-region network, ``--star-net``) is
+trained only on pixels of stars and galaxies (:func:`star_region`) and decides there; it
+runs only on the blocks of the image that hold such pixels, or on the whole image in
+half-size tiles when those blocks cover most of it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 
 from skytriage.crmask.detect import NoiseModel
 from skytriage.nn import UNet, configure_torch, load_checkpoint, save_checkpoint, tiled_apply
@@ -26,6 +32,23 @@ SOFTEN = 3.0
 
 TILE = 1024
 OVERLAP = 48
+BLOCK = 128
+"""Side (px) of the blocks the star-region network decides on."""
+HALO = 48
+"""Context (px) it sees around each block: beyond 48 px the network's output no longer
+changes (tests/test_crmask_pipeline.py)."""
+STAR_REGION_SIGMA = 5.0
+"""Star regions: where the 5×5 median stands this many background rms above the
+background, grown by :data:`STAR_REGION_GROW` px."""
+STAR_REGION_GROW = 2
+
+
+def star_region(channels: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of stars and galaxies, bool ``(ny, nx)``, from :func:`network_inputs`'
+    channels: channel 1 above :data:`STAR_REGION_SIGMA`, grown, less ``ignore``."""
+    region = channels[1] > np.float32(np.arcsinh(STAR_REGION_SIGMA / SOFTEN))
+    region = ndimage.binary_dilation(region, iterations=STAR_REGION_GROW)
+    return region & ~ignore if ignore is not None else region
 
 
 def network_inputs(image: np.ndarray, noise: NoiseModel) -> np.ndarray:
@@ -46,16 +69,61 @@ def network_inputs(image: np.ndarray, noise: NoiseModel) -> np.ndarray:
     return out
 
 
-def _run_tiles(net: torch.nn.Module, channels: np.ndarray, multiple: int) -> np.ndarray:
-    """Apply ``net`` over ``channels`` ``(C, ny, nx)`` in overlapping tiles: ``(K, ny, nx)``."""
-    configure_torch()
+def _forward(net: torch.nn.Module):
+    """``forward(tiles)``: float32 ``(N, C, h, w)`` in, numpy ``(N, K, h, w)`` out."""
 
     def forward(tiles: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(tiles).contiguous(memory_format=torch.channels_last)
         return net(x).float().numpy()
 
+    return forward
+
+
+def _run_blocks(net: torch.nn.Module, channels: np.ndarray, where: np.ndarray,
+                batch: int = 8) -> np.ndarray:
+    """Apply ``net`` to the :data:`BLOCK`-px blocks that hold a ``where`` pixel, each seen
+    with :data:`HALO` px of context (mirrored beyond the image edge): ``(ny, nx)``
+    float32 output of the first channel, 0 in blocks without ``where`` pixels."""
+    configure_torch()
+    _, ny, nx = channels.shape
+    out = np.zeros((ny, nx), dtype=np.float32)
+    corners = [(by * BLOCK, bx * BLOCK) for by, bx in zip(*np.nonzero(_busy(where)),
+                                                          strict=True)]
+    forward, side = _forward(net), BLOCK + 2 * HALO
     with torch.inference_mode():
-        return tiled_apply(channels, forward, tile=TILE, overlap=OVERLAP, batch=1,
+        for first in range(0, len(corners), batch):
+            chunk = corners[first:first + batch]
+            windows = np.stack([_window(channels, y, x, side) for y, x in chunk])
+            result = forward(windows)[:, 0, HALO:HALO + BLOCK, HALO:HALO + BLOCK]
+            for (y, x), res in zip(chunk, result, strict=True):
+                h, w = min(BLOCK, ny - y), min(BLOCK, nx - x)
+                out[y:y + h, x:x + w] = res[:h, :w]
+    return out
+
+
+def _busy(where: np.ndarray) -> np.ndarray:
+    """bool ``(ceil(ny / BLOCK), ceil(nx / BLOCK))``: blocks holding a ``where`` pixel."""
+    ny, nx = where.shape
+    return np.add.reduceat(np.add.reduceat(where, np.arange(0, ny, BLOCK), axis=0),
+                           np.arange(0, nx, BLOCK), axis=1) > 0
+
+
+def _window(channels: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
+    """``channels[:, y - HALO : y - HALO + side, x - HALO : x - HALO + side]``, mirrored
+    where it leaves the image, float32 ``(C, side, side)``."""
+    _, ny, nx = channels.shape
+    y0, x0 = y - HALO, x - HALO
+    cut = channels[:, max(y0, 0):min(y0 + side, ny), max(x0, 0):min(x0 + side, nx)]
+    pad = ((0, 0), (max(-y0, 0), max(y0 + side - ny, 0)), (max(-x0, 0), max(x0 + side - nx, 0)))
+    return np.pad(cut, pad, mode="symmetric") if any(p[0] or p[1] for p in pad[1:]) else cut
+
+
+def _run_tiles(net: torch.nn.Module, channels: np.ndarray, multiple: int, tile: int = TILE
+               ) -> np.ndarray:
+    """Apply ``net`` over ``channels`` ``(C, ny, nx)`` in overlapping tiles: ``(K, ny, nx)``."""
+    configure_torch()
+    with torch.inference_mode():
+        return tiled_apply(channels, _forward(net), tile=tile, overlap=OVERLAP, batch=1,
                            multiple=multiple)
 
 
@@ -79,15 +147,29 @@ class CrMaskNet:
         self.net = UNet(3, 1, width=width, depth=depth).eval()
         self.net.to(memory_format=torch.channels_last)
 
-    def logits(self, channels: np.ndarray) -> np.ndarray:
-        """Logits, float32 ``(ny, nx)``, for inputs from :func:`network_inputs`."""
+    def logits(self, channels: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        """Logits, float32 ``(ny, nx)``, for inputs from :func:`network_inputs`.
+
+        With ``where`` (bool ``(ny, nx)``) only the blocks holding such pixels are
+        computed (the rest are 0), unless their halos would cost more than the whole
+        image (a crowded field): then the whole image is."""
         self.net.eval()
-        return _run_tiles(self.net, channels, 2**self.depth)[0]
+        if where is not None and _busy(where).mean() * ((BLOCK + 2 * HALO) / BLOCK) ** 2 < 1:
+            return _run_blocks(self.net, channels, where)
+        # activations grow with the width: wider nets take smaller tiles (memory)
+        tile = TILE if self.width <= 8 else TILE // 2
+        return _run_tiles(self.net, channels, 2**self.depth, tile)[0]
+
+    def probabilities(self, channels: np.ndarray, where: np.ndarray | None = None
+                      ) -> np.ndarray:
+        """Cosmic-ray probability, float32 ``(ny, nx)``, from :func:`network_inputs`'
+        channels (``where``: see :meth:`logits`)."""
+        logits = self.logits(channels, where)
+        return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
 
     def predict_proba(self, image: np.ndarray, noise: NoiseModel) -> np.ndarray:
         """Cosmic-ray probability, float32 ``(ny, nx)``."""
-        logits = self.logits(network_inputs(image, noise))
-        return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+        return self.probabilities(network_inputs(image, noise))
 
     def predict(self, image: np.ndarray, noise: NoiseModel,
                 threshold: float | None = None) -> np.ndarray:

@@ -17,7 +17,7 @@ Masker = Callable[..., tuple[np.ndarray, np.ndarray | None]]
 
 
 def skytriage_unet(image, *, gain, readnoise, saturation):
-    """skytriage's U-Net (shipped model)."""
+    """skytriage's default: the U-Net and the point-source test."""
     from skytriage.crmask.pipeline import run
 
     result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
@@ -26,16 +26,34 @@ def skytriage_unet(image, *, gain, readnoise, saturation):
 
 
 def skytriage_unet_raw(image, *, gain, readnoise, saturation):
-    """skytriage's U-Net without the point-source test (``--no-point-source-test``)."""
+    """skytriage's U-Net alone (``--no-point-source-test``)."""
     from skytriage.crmask.pipeline import run
 
     result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
-                 inpaint="median", point_source_test=False)
+                 inpaint="median", star_net=False, point_source_test=False)
+    return result.cosmic_rays, result.probability
+
+
+def skytriage_unet_starnet(image, *, gain, readnoise, saturation):
+    """skytriage's default with the star-region network (``--star-net``)."""
+    from skytriage.crmask.pipeline import run
+
+    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
+                 inpaint="median", star_net=True)
     return result.cosmic_rays, result.probability
 
 
 STAR_FLOOR = 0.2
-"""``--star-floor`` of the ``skytriage-unet-stars`` masker."""
+"""``--star-floor`` of the ``skytriage-unet-stars`` and ``-starnet-floor`` maskers."""
+
+
+def skytriage_unet_starnet_floor(image, *, gain, readnoise, saturation):
+    """skytriage with ``--star-net --star-floor 0.2``."""
+    from skytriage.crmask.pipeline import run
+
+    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
+                 inpaint="median", star_net=True, star_floor=STAR_FLOOR)
+    return result.cosmic_rays, result.probability
 
 
 def skytriage_unet_stars(image, *, gain, readnoise, saturation):
@@ -122,6 +140,8 @@ def cosmic_conn(model: str = "ground_imaging") -> Masker:
 MASKERS: dict[str, Callable[[], Masker]] = {
     "skytriage-unet": lambda: skytriage_unet,
     "skytriage-unet-raw": lambda: skytriage_unet_raw,
+    "skytriage-unet-starnet": lambda: skytriage_unet_starnet,
+    "skytriage-unet-starnet-floor": lambda: skytriage_unet_starnet_floor,
     "skytriage-unet-stars": lambda: skytriage_unet_stars,
     "skytriage-unet-starmodel": lambda: skytriage_unet_starmodel,
     "skytriage-lacosmic": lambda: skytriage_lacosmic,

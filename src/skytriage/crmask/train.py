@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from rich.progress import track
 
 from skytriage.crmask.detect import median_inpaint, noise_model
-from skytriage.crmask.model import SOFTEN, CrMaskNet, Inpainter, network_inputs
+from skytriage.crmask.model import SOFTEN, CrMaskNet, Inpainter, network_inputs, star_region
 from skytriage.crmask.simulate import (
     BIT_COSMIC_RAY,
     BIT_SATURATED,
@@ -23,6 +23,13 @@ from skytriage.nn import TrainingHistory, seed_everything, train_steps
 STAR_WEIGHT = 5.0
 """Loss weight of pixels on stars (5×5 median ≥ 10 × the background rms) against 1 on sky:
 the hard pixels (hits on cores, cores that look like hits) are a small share of an image."""
+STAR_NET_AIMED = 0.6
+"""Share of cosmic rays aimed at stars in the star-region network's exposures (0.2 in
+:func:`~skytriage.crmask.simulate.draw_plan`'s)."""
+STAR_NET_CROWDING = 1.5
+"""Those exposures hold this many times the stars of a default one."""
+STAR_NET_JITTER = 8
+"""Star-region crops are centred within this many px of a region pixel."""
 
 
 @dataclass
@@ -32,8 +39,9 @@ class TrainingImage:
     ``channels`` are the mask network's inputs ``(3, ny, nx)``, ``target`` the truth
     cosmic-ray mask (0/1), ``weight`` the loss weight (0 on saturated pixels,
     :data:`STAR_WEIGHT` on stars, 1 elsewhere),
-    ``inpaint_channels`` the inpainter's inputs ``(3, ny, nx)`` for the truth mask and
-    ``clean`` the truth ``asinh(z_clean / 3)``.
+    ``inpaint_channels`` the inpainter's inputs ``(3, ny, nx)`` for the truth mask,
+    ``clean`` the truth ``asinh(z_clean / 3)`` and ``region`` the star region (bool, see
+    :func:`~skytriage.crmask.model.star_region`).
     """
 
     channels: np.ndarray
@@ -41,6 +49,7 @@ class TrainingImage:
     weight: np.ndarray
     inpaint_channels: np.ndarray
     clean: np.ndarray
+    region: np.ndarray
 
 
 def prepare(image: np.ndarray, clean: np.ndarray, truth: np.ndarray,
@@ -57,17 +66,25 @@ def prepare(image: np.ndarray, clean: np.ndarray, truth: np.ndarray,
     return TrainingImage(
         channels=channels, target=cosmic.astype(np.float32), weight=weight.astype(np.float32),
         inpaint_channels=Inpainter.inputs(filled, cosmic, noise),
-        clean=np.arcsinh(z_clean / SOFTEN).astype(np.float32))
+        clean=np.arcsinh(z_clean / SOFTEN).astype(np.float32),
+        region=star_region(channels, saturated))
 
 
 def simulated_images(seeds: Iterable[int], shape: tuple[int, int], *,
-                     progress: bool = False, **plan_options) -> list[TrainingImage]:
-    """One simulated exposure per seed (see :func:`skytriage.crmask.simulate.draw_plan`)."""
+                     progress: bool = False, on_stars: bool = False,
+                     **plan_options) -> list[TrainingImage]:
+    """One simulated exposure per seed (see :func:`skytriage.crmask.simulate.draw_plan`);
+    ``on_stars``: crowded, with most hits aimed at stars (:data:`STAR_NET_AIMED`,
+    :data:`STAR_NET_CROWDING`)."""
     images = []
     for seed in track(list(seeds), description="simulating", disable=not progress,
                       transient=True):
         rng = np.random.default_rng(seed)
-        exposure = simulate_exposure(draw_plan(rng, shape, **plan_options), rng)
+        plan = draw_plan(rng, shape, **plan_options)
+        if on_stars:
+            plan = replace(plan, aimed_fraction=STAR_NET_AIMED,
+                           n_stars=int(plan.n_stars * STAR_NET_CROWDING))
+        exposure = simulate_exposure(plan, rng)
         images.append(prepare(exposure.image, exposure.clean, exposure.mask,
                               exposure.plan.gain))
     return images
@@ -101,6 +118,37 @@ def mask_batches(images: list[TrainingImage], size: int, batch: int):
     return next_batch
 
 
+def star_batches(images: list[TrainingImage], size: int, batch: int):
+    """``next_batch(rng)`` for the star-region network: crops near region pixels, the
+    loss weight zero outside the region."""
+    regions = [np.flatnonzero(image.region) for image in images]
+    usable = [i for i, r in enumerate(regions) if r.size]
+
+    def crop(rng: np.random.Generator) -> list[np.ndarray]:
+        i = usable[rng.integers(len(usable))]
+        image = images[i]
+        ny, nx = image.target.shape
+        cy, cx = divmod(int(regions[i][rng.integers(regions[i].size)]), nx)
+        cy += int(rng.integers(-STAR_NET_JITTER, STAR_NET_JITTER + 1))
+        cx += int(rng.integers(-STAR_NET_JITTER, STAR_NET_JITTER + 1))
+        y = int(np.clip(cy - size // 2, 0, ny - size))
+        x = int(np.clip(cx - size // 2, 0, nx - size))
+        k, flip = int(rng.integers(4)), bool(rng.integers(2))
+        out = []
+        for array in (image.channels, image.target, image.weight * image.region):
+            array = np.rot90(array[..., y:y + size, x:x + size], k, axes=(-2, -1))
+            out.append(np.ascontiguousarray(array[..., ::-1] if flip else array))
+        return out
+
+    def next_batch(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        crops = [crop(rng) for _ in range(batch)]
+        x = torch.from_numpy(np.stack([c[0] for c in crops]))
+        y = torch.from_numpy(np.stack([np.stack([c[1], c[2]]) for c in crops]).astype(np.float32))
+        return x, y
+
+    return next_batch
+
+
 def inpaint_batches(images: list[TrainingImage], size: int, batch: int):
     """``next_batch(rng)`` for the inpainter: inputs, then truth, mask and fill stacked
     (the loss needs the fill, and the training loop hands it only the targets)."""
@@ -117,6 +165,13 @@ def inpaint_batches(images: list[TrainingImage], size: int, batch: int):
 def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Pixel BCE, weighted (saturated pixels carry no loss)."""
     return F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0], weight=target[:, 1])
+
+
+def star_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pixel BCE averaged over the weighted (star-region) pixels only."""
+    total = F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0], weight=target[:, 1],
+                                               reduction="sum")
+    return total / target[:, 1].sum().clamp(min=1.0)
 
 
 def inpaint_loss(correction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -144,12 +199,17 @@ def train_mask(images: list[TrainingImage], validation: list[TrainingImage], *, 
     return model, history
 
 
-def best_threshold(model: CrMaskNet, validation: list[TrainingImage]) -> float:
-    """The probability cut with the highest pixel F1 on the validation images."""
+def best_threshold(model: CrMaskNet, validation: list[TrainingImage],
+                   on_stars: bool = False) -> float:
+    """The probability cut with the highest pixel F1 on the validation images (on their
+    star regions only with ``on_stars``)."""
     probs, truth = [], []
     for image in validation:
-        logits = model.logits(image.channels)
+        where = image.region if on_stars else None
+        logits = model.logits(image.channels, where)
         keep = image.weight > 0  # F1 counts every unsaturated pixel alike
+        if on_stars:
+            keep &= image.region
         probs.append(1 / (1 + np.exp(-np.clip(logits[keep], -30, 30))))
         truth.append(image.target[keep] > 0)
     p, t = np.concatenate(probs), np.concatenate(truth)
@@ -219,3 +279,53 @@ def train_and_save(out_dir, seeds: list[int], validation_seeds: list[int],
         model.save(out_dir / name, card)
         cards[name] = card
     return cards
+
+
+def train_star_net(images: list[TrainingImage], validation: list[TrainingImage], *,
+                   steps: int, seed: int, size: int = 64, batch: int = 16, width: int = 16,
+                   depth: int = 3, lr: float = 2e-3, progress: bool = False
+                   ) -> tuple[CrMaskNet, TrainingHistory]:
+    """Train the star-region network on crops near star and galaxy pixels, the loss on
+    those pixels only; its threshold then maximises validation F1 on them."""
+    rng = seed_everything(seed)
+    model = CrMaskNet(width, depth)
+    val = [star_batches(validation, size, 2 * batch)(np.random.default_rng(seed + i))
+           for i in range(4)]
+    history = train_steps(model.net, star_batches(images, size, batch), star_loss,
+                          steps=steps, rng=rng, validation=val, lr=lr,
+                          eval_every=min(200, max(steps // 5, 1)),
+                          progress=progress)
+    model.threshold = best_threshold(model, validation, on_stars=True)
+    return model, history
+
+
+def train_star_net_and_save(path, seeds: list[int], validation_seeds: list[int],
+                            shape: tuple[int, int], *, steps: int, width: int, depth: int,
+                            seed: int, command: str, lr: float = 2e-3,
+                            progress: bool = False) -> dict:
+    """Simulate crowded exposures with hits aimed at stars, train the star-region network
+    and write it with its model card to ``path`` (crmask_starnet.pt).
+
+    Returns
+    -------
+    dict
+        The model card.
+    """
+    images = simulated_images(seeds, shape, progress=progress, on_stars=True)
+    validation = simulated_images(validation_seeds, shape, progress=progress, on_stars=True)
+    model, history = train_star_net(images, validation, steps=steps, seed=seed, width=width,
+                                    depth=depth, lr=lr, progress=progress)
+    card = {"name": "crmask_starnet.pt", "command": command, "seed": seed,
+            "training": {"simulator": "skytriage simulate crmask (draw_plan defaults), "
+                                      f"{STAR_NET_CROWDING}x the stars, {STAR_NET_AIMED:.0%} "
+                                      "of the hits aimed at stars",
+                         "seeds": [seeds[0], seeds[-1]], "n_images": len(seeds),
+                         "validation_seeds": [validation_seeds[0], validation_seeds[-1]],
+                         "image_shape": list(shape), "crop": 64,
+                         "loss": "BCE on star-region pixels only",
+                         "augmentations": "rot90 x4, flip"},
+            "threshold": model.threshold,
+            "parameters": sum(p.numel() for p in model.net.parameters()),
+            "history": history.as_dict()}
+    model.save(path, card)
+    return card
