@@ -16,71 +16,23 @@ import numpy as np
 Masker = Callable[..., tuple[np.ndarray, np.ndarray | None]]
 
 
-def skytriage_unet(image, *, gain, readnoise, saturation):
-    """skytriage's default: the U-Net and the point-source test."""
-    from skytriage.crmask.pipeline import run
-
-    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
-                 inpaint="median")
-    return result.cosmic_rays, result.probability
-
-
-def skytriage_unet_raw(image, *, gain, readnoise, saturation):
-    """skytriage's U-Net alone (``--no-point-source-test``)."""
-    from skytriage.crmask.pipeline import run
-
-    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
-                 inpaint="median", star_net=False, point_source_test=False)
-    return result.cosmic_rays, result.probability
-
-
-def skytriage_unet_starnet(image, *, gain, readnoise, saturation):
-    """skytriage's default with the star-region network (``--star-net``)."""
-    from skytriage.crmask.pipeline import run
-
-    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
-                 inpaint="median", star_net=True)
-    return result.cosmic_rays, result.probability
-
-
 STAR_FLOOR = 0.2
 """``--star-floor`` of the ``skytriage-unet-stars`` and ``-starnet-floor`` maskers."""
 
 
-def skytriage_unet_starnet_floor(image, *, gain, readnoise, saturation):
-    """skytriage with ``--star-net --star-floor 0.2``."""
-    from skytriage.crmask.pipeline import run
+def skytriage(description: str, **options) -> Masker:
+    """A masker that runs :func:`skytriage.crmask.pipeline.run` with ``options`` (masked
+    median fill); its score is the network's probability (None with L.A.Cosmic)."""
 
-    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
-                 inpaint="median", star_net=True, star_floor=STAR_FLOOR)
-    return result.cosmic_rays, result.probability
+    def masker(image, *, gain, readnoise, saturation):
+        from skytriage.crmask.pipeline import run
 
+        result = run(image, gain=gain, readnoise=readnoise, saturation=saturation,
+                     inpaint="median", **options)
+        return result.cosmic_rays, result.probability
 
-def skytriage_unet_stars(image, *, gain, readnoise, saturation):
-    """skytriage's U-Net with hits near bright sources grown to probability 0.2."""
-    from skytriage.crmask.pipeline import run
-
-    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
-                 inpaint="median", star_floor=STAR_FLOOR)
-    return result.cosmic_rays, result.probability
-
-
-def skytriage_unet_starmodel(image, *, gain, readnoise, saturation):
-    """skytriage's U-Net with the star-profile stage (``--star-model``)."""
-    from skytriage.crmask.pipeline import run
-
-    result = run(image, method="unet", gain=gain, readnoise=readnoise, saturation=saturation,
-                 inpaint="median", star_model=True)
-    return result.cosmic_rays, result.probability
-
-
-def skytriage_lacosmic(image, *, gain, readnoise, saturation):
-    """skytriage's L.A.Cosmic: astroscrappy with skytriage's noise model."""
-    from skytriage.crmask.pipeline import run
-
-    result = run(image, method="lacosmic", gain=gain, readnoise=readnoise,
-                 saturation=saturation, inpaint="median")
-    return result.cosmic_rays, None
+    masker.__doc__ = description
+    return masker
 
 
 def astroscrappy_default(image, *, gain, readnoise, saturation):
@@ -138,13 +90,21 @@ def cosmic_conn(model: str = "ground_imaging") -> Masker:
 
 
 MASKERS: dict[str, Callable[[], Masker]] = {
-    "skytriage-unet": lambda: skytriage_unet,
-    "skytriage-unet-raw": lambda: skytriage_unet_raw,
-    "skytriage-unet-starnet": lambda: skytriage_unet_starnet,
-    "skytriage-unet-starnet-floor": lambda: skytriage_unet_starnet_floor,
-    "skytriage-unet-stars": lambda: skytriage_unet_stars,
-    "skytriage-unet-starmodel": lambda: skytriage_unet_starmodel,
-    "skytriage-lacosmic": lambda: skytriage_lacosmic,
+    "skytriage-unet": lambda: skytriage("skytriage's default: the U-Net and the "
+                                        "point-source test", method="unet"),
+    "skytriage-unet-raw": lambda: skytriage("skytriage's U-Net alone (--no-point-source-test)",
+                                            method="unet", point_source_test=False),
+    "skytriage-unet-starnet": lambda: skytriage("skytriage with --star-net", method="unet",
+                                                star_net=True),
+    "skytriage-unet-starnet-floor": lambda: skytriage(
+        "skytriage with --star-net --star-floor 0.2", method="unet", star_net=True,
+        star_floor=STAR_FLOOR),
+    "skytriage-unet-stars": lambda: skytriage("skytriage with --star-floor 0.2",
+                                              method="unet", star_floor=STAR_FLOOR),
+    "skytriage-unet-starmodel": lambda: skytriage("skytriage with --star-model",
+                                                  method="unet", star_model=True),
+    "skytriage-lacosmic": lambda: skytriage("skytriage's L.A.Cosmic: astroscrappy with "
+                                            "skytriage's noise model", method="lacosmic"),
     "astroscrappy": lambda: astroscrappy_default,
     "deepcr-acs-wfc": lambda: deepcr("ACS-WFC"),
     "deepcr-decam": lambda: deepcr("decam"),
