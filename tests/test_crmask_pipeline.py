@@ -287,3 +287,27 @@ def test_sky_lines_of_a_spectrum_are_not_cosmic_rays(unseen):
     assert np.count_nonzero(flagged & cosmic & ~near_line) > 0.85 * np.count_nonzero(
         cosmic & ~near_line)
     assert result.info["line_pixels"] > 0
+
+
+def test_star_region_keeps_stars_galaxies_and_bleed_sides_not_long_thin_features():
+    """The star-region network decides only where it was trained: round stars, galaxies
+    up to the simulator's 3.3:1, the sides of a bleed trail; a sky line or a bright
+    row (seen on the real GMOS and SAAO frames) stays with the U-Net."""
+    from skytriage.crmask.model import SOFTEN, STAR_REGION_SIGMA, star_region
+
+    yy, xx = np.mgrid[:200, :200]
+    bright = np.zeros((200, 200), bool)
+    star = np.hypot(yy - 40, xx - 40) < 8
+    galaxy = ((yy - 120) / 5) ** 2 + ((xx - 50) / 16) ** 2 < 1  # 32 x 10 px, 3.2:1
+    sky_line = (np.abs(xx - 100) <= 2) & (yy > 10)  # 190 x 5 px
+    bright_row = (np.abs(yy - 190) <= 3) & (xx > 110) & (xx < 160)  # 50 x 7 px
+    bleed = (np.abs(xx - 175) <= 3) & (yy > 60) & (yy < 150)  # a saturated star's column
+    for part in (star, galaxy, sky_line, bright_row, bleed):
+        bright |= part
+    channels = np.zeros((3, 200, 200), np.float32)
+    channels[1][bright] = 2 * np.arcsinh(STAR_REGION_SIGMA / SOFTEN)
+    saturated = bleed & (np.abs(xx - 175) <= 1)
+    region = star_region(channels, saturated)
+    assert region[star].all() and region[galaxy].all()
+    assert region[bleed & ~saturated].all() and not region[saturated].any()
+    assert not region[sky_line].any() and not region[bright_row].any()

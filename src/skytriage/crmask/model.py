@@ -41,14 +41,49 @@ STAR_REGION_SIGMA = 5.0
 """Star regions: where the 5×5 median stands this many background rms above the
 background, grown by :data:`STAR_REGION_GROW` px."""
 STAR_REGION_GROW = 2
+LONGEST_SOURCE = 40.0
+"""Star-region pieces longer than this (px, 4 × the rms extent along the major axis) ...
+"""
+MOST_ELONGATED_SOURCE = 3.5
+"""... and more elongated than this (major / minor rms extent) are not stars or galaxies
+(the simulated galaxies' axis ratios stop at 3.3): sky lines, bad rows and columns,
+vignetted edges. The star-region network never saw such features, so they stay with
+the U-Net."""
 
 
 def star_region(channels: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
     """Pixels of stars and galaxies, bool ``(ny, nx)``, from :func:`network_inputs`'
-    channels: channel 1 above :data:`STAR_REGION_SIGMA`, grown, less ``ignore``."""
+    channels: channel 1 above :data:`STAR_REGION_SIGMA`, grown, less ``ignore``
+    (saturated and bad pixels) and less long thin pieces (:func:`_long_thin_pieces`)."""
     region = channels[1] > np.float32(np.arcsinh(STAR_REGION_SIGMA / SOFTEN))
     region = ndimage.binary_dilation(region, iterations=STAR_REGION_GROW)
-    return region & ~ignore if ignore is not None else region
+    if ignore is None:
+        ignore = np.zeros_like(region)
+    region &= ~ignore
+    return region & ~_long_thin_pieces(region, ignore)
+
+
+def _long_thin_pieces(region: np.ndarray, ignore: np.ndarray) -> np.ndarray:
+    """bool ``(ny, nx)``: the connected pieces of ``region`` longer than
+    :data:`LONGEST_SOURCE` and more elongated than :data:`MOST_ELONGATED_SOURCE`
+    (second moments of their pixel positions), unless they touch ``ignore``: the sides
+    of a bleed trail belong to its star."""
+    labels, _ = ndimage.label(region)
+    out = np.zeros_like(region)
+    ny, nx = region.shape
+    for number, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        if max(rows.stop - rows.start, cols.stop - cols.start) <= LONGEST_SOURCE:
+            continue
+        piece = labels[rows, cols] == number
+        spread = np.cov(np.nonzero(piece))
+        minor, major = np.sqrt(np.clip(np.linalg.eigvalsh(spread), 1e-6, None))
+        if 4 * major <= LONGEST_SOURCE or major / minor <= MOST_ELONGATED_SOURCE:
+            continue
+        around = (slice(max(rows.start - 1, 0), min(rows.stop + 1, ny)),
+                  slice(max(cols.start - 1, 0), min(cols.stop + 1, nx)))
+        if not (ndimage.binary_dilation(labels[around] == number) & ignore[around]).any():
+            out[rows, cols] |= piece
+    return out
 
 
 def network_inputs(image: np.ndarray, noise: NoiseModel) -> np.ndarray:
